@@ -1,0 +1,100 @@
+//! Fan-out: one publisher RTP packet to N subscribers, SRTP included, all in memory.
+//!
+//! Each iteration feeds one 1200-byte VP8 SRTP datagram from the publisher to
+//! `WorkerCore::handle_datagram` (SRTP decrypt, route, per-subscriber sequence rewrite and
+//! SRTP encrypt in each subscriber's str0m session), runs `handle_timeouts` as the worker
+//! thread does, and drains (drops) the outbox. Throughput is `Elements(N)`, so criterion's
+//! elem/s is datagrams out per second on one core. No socket send is included.
+//!
+//! Outside the timed region (`iter_custom`): the publisher client encrypts the packets in
+//! chunks of [`CHUNK`] ahead of time, and after each chunk the room is settled (STUN, RTCP and
+//! the clients' timers), so sessions stay alive however long criterion runs.
+//!
+//! Run: `cargo bench -p bench --bench fanout`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bench::{is_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+/// Subscriber counts measured.
+const SUBSCRIBERS: [usize; 3] = [1, 10, 100];
+
+/// Publisher packets prepared per timed chunk: 64 x 4 ms = 256 ms of simulated time between
+/// two settles.
+const CHUNK: u64 = 64;
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    for n in SUBSCRIBERS {
+        let mut room = InMemoryRoom::new(n).expect("the room connects");
+        // Let the keyframe requests and first RTCP go by, then check the path once.
+        room.advance(Duration::from_millis(50)).expect("settle");
+        let first = room.publisher_packet().expect("publisher packet");
+        let out = room.forward_collect(&first);
+        let rtp = out.iter().filter(|(_, d)| is_rtp(d)).count();
+        assert_eq!(rtp, n, "one publisher packet must give {n} RTP datagrams");
+        room.settle().expect("settle");
+
+        let stats_before = (
+            room.stats().rtp_in.get(),
+            room.stats().rtp_forwarded.get(),
+        );
+        let mut packets_in = 0u64;
+        let mut datagrams_out = 0u64;
+        let mut batch: Vec<PublisherPacket> = Vec::with_capacity(CHUNK as usize);
+
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let k = left.min(CHUNK);
+                    batch.clear();
+                    for _ in 0..k {
+                        batch.push(room.publisher_packet().expect("publisher packet"));
+                    }
+                    let start = Instant::now();
+                    let mut out = 0;
+                    for p in &batch {
+                        out += room.forward(black_box(p));
+                    }
+                    elapsed += start.elapsed();
+                    datagrams_out += black_box(out) as u64;
+                    room.settle().expect("settle");
+                    left -= k;
+                }
+                packets_in += iters;
+                elapsed
+            })
+        });
+
+        let stats = room.stats();
+        let rtp_in = stats.rtp_in.get() - stats_before.0;
+        let forwarded = stats.rtp_forwarded.get() - stats_before.1;
+        eprintln!(
+            "fanout/{n}: {packets_in} publisher packets ({} ms apart, simulated) -> \
+             {datagrams_out} datagrams out ({:.3} per packet; RTP forwarded {forwarded} for \
+             {rtp_in} in = {:.3} per packet; dropped: not ready {}, codec {}, rejected {})",
+            PACKET_INTERVAL.as_millis(),
+            datagrams_out as f64 / packets_in.max(1) as f64,
+            forwarded as f64 / rtp_in.max(1) as f64,
+            stats.dropped_not_ready.get(),
+            stats.dropped_codec.get(),
+            stats.dropped_rejected.get(),
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = fanout
+}
+criterion_main!(benches);

@@ -1,0 +1,87 @@
+//! # sfu-core: the GAX media plane
+//!
+//! A selective forwarding unit: browsers publish audio and video tracks, and every other
+//! participant of the room receives them, forwarded without decoding. The crate reads as a
+//! pipeline:
+//!
+//! ```text
+//!  UDP socket ──> session ──> router ──> subscriber sessions ──> UDP socket
+//!  (worker_thread) (session)  (router)    (session: rewrite + SRTP)  (outbox)
+//! ```
+//!
+//! - [`session`]: one peer's WebRTC connection (ICE-lite, DTLS-SRTP, SDP), wrapping str0m in
+//!   RTP mode. The only module that sees str0m types.
+//! - [`router`]: the routing table, Room -> Producer (incoming track) -> Consumer (one
+//!   subscriber's view of it).
+//! - [`worker`]: the sans-IO pipeline of one worker: sessions, router, timer heap, outbox.
+//! - [`worker_thread`]: the thin I/O loop, one OS thread and one UDP socket per worker.
+//! - [`sfu`]: the control plane handle ([`Sfu`]) that signaling calls: join, answer, leave.
+//! - [`stats`]: per-worker counters for `/metrics`.
+//!
+//! A packet is decrypted once; its payload is one `Arc<[u8]>` that every consumer shares (a
+//! refcount bump per subscriber, no copy) until it is encrypted into that subscriber's datagram.
+//! Today a room lives on one worker; rooms spread over workers by load.
+
+pub mod router;
+pub mod session;
+pub mod sfu;
+pub mod stats;
+pub mod worker;
+pub mod worker_thread;
+
+pub use router::Grants;
+pub use session::Kind;
+pub use sfu::{Joined, Placement, Sfu, SfuConfig};
+
+/// A participant, unique for the lifetime of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(pub u64);
+
+impl std::fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+/// A track as seen by signaling: the mid in the receiving (or publishing) session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInfo {
+    pub mid: String,
+    pub publisher: ParticipantId,
+    pub kind: Kind,
+}
+
+/// Events for one participant, delivered to its signaling connection.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A server offer to forward to the client; `added` maps new mids to their publishers,
+    /// `removed` lists mids of tracks that ended.
+    Offer {
+        sdp: String,
+        added: Vec<TrackInfo>,
+        removed: Vec<String>,
+    },
+    /// ICE + DTLS connected.
+    Connected,
+    /// The media session ended (the participant left, timed out or failed).
+    Closed,
+}
+
+/// Errors from the media plane.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error(transparent)]
+    Session(#[from] session::SessionError),
+    #[error("the participant is not known to the media plane")]
+    UnknownParticipant,
+    #[error("the participant has joined already")]
+    AlreadyJoined,
+    #[error("a media worker stopped")]
+    WorkerGone,
+    #[error("cannot bind media socket {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
+    #[error("invalid media configuration: {0}")]
+    Config(&'static str),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}

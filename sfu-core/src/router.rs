@@ -1,0 +1,479 @@
+//! The routing table: Room -> Participant -> Producer (an incoming track) -> Consumer (one
+//! subscriber's view of that track).
+//!
+//! Pure data, no sessions, no sockets: the worker asks it who receives what and keeps it up to
+//! date as people join, publish and leave. The per-packet lookup is one hash probe for the
+//! producer, then a walk over its consumers held inline in a `Vec`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::session::{Kind, Layer, MediaId};
+use crate::ParticipantId;
+
+/// Keyframe requests to one publisher track are sent at most this often.
+pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
+
+/// Identifies a producer: the publishing participant and the mid of the track in its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerKey {
+    pub owner: ParticipantId,
+    pub media: MediaId,
+}
+
+/// One subscriber's receive side of a producer.
+#[derive(Debug)]
+pub struct Consumer {
+    /// Unique within the router; tags the track while its m-line is negotiated.
+    pub tag: u64,
+    pub subscriber: ParticipantId,
+    /// The mid in the subscriber's session, once offered.
+    pub media: Option<MediaId>,
+    /// True once the subscriber answered the offer that added it: packets may flow.
+    pub active: bool,
+    /// Payload type map (publisher's pt -> subscriber's pt, `None` = codec not negotiated).
+    pub pt_map: Vec<(u8, Option<u8>)>,
+    /// Sequence rebase: (first publisher seq seen, first seq sent). Outgoing numbers start low
+    /// so the SRTP rollover counter of a fresh receiver matches.
+    pub seq_base: Option<(u64, u64)>,
+}
+
+impl Consumer {
+    /// Outgoing sequence number for publisher sequence number `seq`.
+    pub fn rewrite_seq(&mut self, seq: u64) -> u64 {
+        let (first_in, first_out) = *self.seq_base.get_or_insert((seq, 1));
+        // Late (reordered) packets from before the first one: keep them below first_out.
+        (seq + first_out).saturating_sub(first_in)
+    }
+}
+
+/// An incoming track and everyone who receives it.
+#[derive(Debug)]
+pub struct Producer {
+    pub key: ProducerKey,
+    pub kind: Kind,
+    /// The simulcast layer forwarded when the publisher sends several (first one seen).
+    pub layer: Option<Layer>,
+    pub consumers: Vec<Consumer>,
+    last_keyframe_request: Option<Instant>,
+    keyframe_wanted: bool,
+}
+
+impl Producer {
+    /// Notes that a subscriber needs a keyframe. Returns true if a request should be sent now;
+    /// otherwise it is remembered and [`Producer::keyframe_due`] says when to send it.
+    pub fn want_keyframe(&mut self, now: Instant) -> bool {
+        if self.kind != Kind::Video {
+            return false;
+        }
+        self.keyframe_wanted = true;
+        self.keyframe_due(now)
+    }
+
+    /// True (once) when a remembered keyframe request may be sent now.
+    pub fn keyframe_due(&mut self, now: Instant) -> bool {
+        if !self.keyframe_wanted {
+            return false;
+        }
+        if let Some(t) = self.last_keyframe_request {
+            if now.saturating_duration_since(t) < KEYFRAME_THROTTLE {
+                return false;
+            }
+        }
+        self.keyframe_wanted = false;
+        self.last_keyframe_request = Some(now);
+        true
+    }
+}
+
+#[derive(Debug, Default)]
+struct RoomState {
+    participants: Vec<ParticipantId>,
+}
+
+#[derive(Debug)]
+struct ParticipantState {
+    room: String,
+    grants: Grants,
+    producers: Vec<MediaId>,
+}
+
+/// What a participant may do in its room (from its token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Grants {
+            publish: true,
+            subscribe: true,
+        }
+    }
+}
+
+/// What a participant's departure changes for the others.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Departure {
+    /// Consumers of the leaver's tracks, to stop in each subscriber's session.
+    pub stop: Vec<(ParticipantId, u64, Option<MediaId>)>,
+    /// True if the room is now empty.
+    pub room_empty: bool,
+}
+
+/// The routing table of one worker.
+#[derive(Debug, Default)]
+pub struct Router {
+    rooms: HashMap<String, RoomState>,
+    participants: HashMap<ParticipantId, ParticipantState>,
+    producers: HashMap<ProducerKey, Producer>,
+    next_tag: u64,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a participant to a room (creating the room).
+    pub fn join(&mut self, room: &str, who: ParticipantId, grants: Grants) {
+        self.rooms
+            .entry(room.to_owned())
+            .or_default()
+            .participants
+            .push(who);
+        self.participants.insert(
+            who,
+            ParticipantState {
+                room: room.to_owned(),
+                grants,
+                producers: Vec::new(),
+            },
+        );
+    }
+
+    /// The other participants in `who`'s room.
+    pub fn peers_of(&self, who: ParticipantId) -> Vec<ParticipantId> {
+        let Some(p) = self.participants.get(&who) else {
+            return Vec::new();
+        };
+        self.rooms
+            .get(&p.room)
+            .map(|r| r.participants.iter().copied().filter(|x| *x != who).collect())
+            .unwrap_or_default()
+    }
+
+    /// The others in `who`'s room who may receive its tracks.
+    pub fn subscribers_of(&self, who: ParticipantId) -> Vec<ParticipantId> {
+        let mut v = self.peers_of(who);
+        v.retain(|p| self.participants.get(p).is_some_and(|s| s.grants.subscribe));
+        v
+    }
+
+    /// Registers an incoming track. Returns false if the participant is unknown, may not
+    /// publish, or the track exists already.
+    pub fn add_producer(&mut self, owner: ParticipantId, media: MediaId, kind: Kind) -> bool {
+        let Some(p) = self.participants.get_mut(&owner) else {
+            return false;
+        };
+        if !p.grants.publish {
+            return false;
+        }
+        let key = ProducerKey { owner, media };
+        if self.producers.contains_key(&key) {
+            return false;
+        }
+        p.producers.push(media);
+        self.producers.insert(
+            key,
+            Producer {
+                key,
+                kind,
+                layer: None,
+                consumers: Vec::new(),
+                last_keyframe_request: None,
+                keyframe_wanted: false,
+            },
+        );
+        true
+    }
+
+    /// All producers in `who`'s room that `who` does not own (what a newcomer must receive).
+    pub fn producers_for(&self, who: ParticipantId) -> Vec<(ProducerKey, Kind)> {
+        let mut out = Vec::new();
+        if !self.participants.get(&who).is_some_and(|p| p.grants.subscribe) {
+            return out;
+        }
+        for other in self.peers_of(who) {
+            if let Some(p) = self.participants.get(&other) {
+                for m in &p.producers {
+                    let key = ProducerKey {
+                        owner: other,
+                        media: *m,
+                    };
+                    out.push((key, self.producers[&key].kind));
+                }
+            }
+        }
+        out
+    }
+
+    /// The producers `owner` publishes.
+    pub fn producers_for_owner(&self, owner: ParticipantId) -> Vec<(ProducerKey, Kind)> {
+        self.participants
+            .get(&owner)
+            .map(|p| {
+                p.producers
+                    .iter()
+                    .map(|m| {
+                        let key = ProducerKey { owner, media: *m };
+                        (key, self.producers[&key].kind)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adds a (not yet negotiated) consumer of `producer` for `subscriber`; returns its tag.
+    pub fn add_consumer(&mut self, producer: ProducerKey, subscriber: ParticipantId) -> Option<u64> {
+        let p = self.producers.get_mut(&producer)?;
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        p.consumers.push(Consumer {
+            tag,
+            subscriber,
+            media: None,
+            active: false,
+            pt_map: Vec::new(),
+            seq_base: None,
+        });
+        Some(tag)
+    }
+
+    /// Records the mid a consumer got in the subscriber's offer; returns its producer.
+    pub fn consumer_offered(
+        &mut self,
+        subscriber: ParticipantId,
+        tag: u64,
+        media: MediaId,
+    ) -> Option<ProducerKey> {
+        for p in self.producers.values_mut() {
+            if let Some(c) = p
+                .consumers
+                .iter_mut()
+                .find(|c| c.subscriber == subscriber && c.tag == tag)
+            {
+                c.media = Some(media);
+                return Some(p.key);
+            }
+        }
+        None
+    }
+
+    /// Marks every offered consumer of `subscriber` active (its answer arrived). Returns the
+    /// producers that gained a live consumer (each needs a keyframe).
+    pub fn activate_offered(&mut self, subscriber: ParticipantId) -> Vec<ProducerKey> {
+        let mut out = Vec::new();
+        for p in self.producers.values_mut() {
+            for c in p.consumers.iter_mut() {
+                if c.subscriber == subscriber && c.media.is_some() && !c.active {
+                    c.active = true;
+                    out.push(p.key);
+                }
+            }
+        }
+        out
+    }
+
+    /// The producer behind the track `media` that `subscriber` receives.
+    pub fn producer_of(&self, subscriber: ParticipantId, media: MediaId) -> Option<ProducerKey> {
+        self.producers
+            .values()
+            .find(|p| {
+                p.consumers
+                    .iter()
+                    .any(|c| c.subscriber == subscriber && c.media == Some(media))
+            })
+            .map(|p| p.key)
+    }
+
+    /// The hot-path lookup: the producer of an incoming packet.
+    #[inline]
+    pub fn producer_mut(&mut self, key: &ProducerKey) -> Option<&mut Producer> {
+        self.producers.get_mut(key)
+    }
+
+    /// The room of a participant.
+    pub fn room_of(&self, who: ParticipantId) -> Option<&str> {
+        self.participants.get(&who).map(|p| p.room.as_str())
+    }
+
+    /// Removes a participant, its producers and its consumers.
+    pub fn leave(&mut self, who: ParticipantId) -> Departure {
+        let mut dep = Departure::default();
+        let Some(state) = self.participants.remove(&who) else {
+            return dep;
+        };
+        for media in state.producers {
+            if let Some(p) = self.producers.remove(&ProducerKey { owner: who, media }) {
+                for c in p.consumers {
+                    dep.stop.push((c.subscriber, c.tag, c.media));
+                }
+            }
+        }
+        for p in self.producers.values_mut() {
+            p.consumers.retain(|c| c.subscriber != who);
+        }
+        if let Some(room) = self.rooms.get_mut(&state.room) {
+            room.participants.retain(|p| *p != who);
+            if room.participants.is_empty() {
+                self.rooms.remove(&state.room);
+                dep.room_empty = true;
+            }
+        }
+        dep
+    }
+
+    /// Number of participants and producers (for stats and tests).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.participants.len(), self.producers.len())
+    }
+
+    #[cfg(test)]
+    fn consumer(&mut self, subscriber: ParticipantId, tag: u64) -> Option<&mut Consumer> {
+        self.producers
+            .values_mut()
+            .flat_map(|p| p.consumers.iter_mut())
+            .find(|c| c.subscriber == subscriber && c.tag == tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::test_media_id;
+
+    fn pid(n: u64) -> ParticipantId {
+        ParticipantId(n)
+    }
+
+    #[test]
+    fn newcomer_receives_existing_producers_and_leaver_is_removed() {
+        let mut r = Router::new();
+        r.join("a", pid(1), Grants::default());
+        r.join("a", pid(2), Grants::default());
+        r.join("b", pid(3), Grants::default());
+        assert!(r.add_producer(pid(1), test_media_id("0"), Kind::Audio));
+        assert!(r.add_producer(pid(1), test_media_id("1"), Kind::Video));
+        assert!(!r.add_producer(pid(1), test_media_id("1"), Kind::Video), "duplicate");
+        assert!(!r.add_producer(pid(9), test_media_id("0"), Kind::Audio), "unknown");
+
+        // Room isolation: 3 is in another room.
+        assert_eq!(r.peers_of(pid(1)), vec![pid(2)]);
+        assert!(r.producers_for(pid(3)).is_empty());
+        let for2 = r.producers_for(pid(2));
+        assert_eq!(for2.len(), 2);
+
+        // Subscribe 2 to both, negotiate, activate.
+        let mut tags = Vec::new();
+        for (k, _) in &for2 {
+            tags.push(r.add_consumer(*k, pid(2)).unwrap());
+        }
+        assert_eq!(r.activate_offered(pid(2)), vec![], "nothing offered yet");
+        r.consumer_offered(pid(2), tags[0], test_media_id("5")).unwrap();
+        r.consumer_offered(pid(2), tags[1], test_media_id("6")).unwrap();
+        assert_eq!(r.activate_offered(pid(2)).len(), 2);
+        assert_eq!(
+            r.producer_of(pid(2), test_media_id("6")).map(|k| k.owner),
+            Some(pid(1))
+        );
+
+        // 1 leaves: 2's consumers must be stopped with their mids.
+        let dep = r.leave(pid(1));
+        assert_eq!(dep.stop.len(), 2);
+        assert!(dep.stop.iter().all(|(s, _, m)| *s == pid(2) && m.is_some()));
+        assert!(!dep.room_empty);
+        assert_eq!(r.counts(), (2, 0));
+        assert!(r.leave(pid(2)).room_empty);
+        assert_eq!(r.leave(pid(2)), Departure::default(), "second leave is a no-op");
+    }
+
+    #[test]
+    fn grants_limit_publishing_and_subscribing() {
+        let mut r = Router::new();
+        let viewer = Grants {
+            publish: false,
+            subscribe: true,
+        };
+        let speaker = Grants {
+            publish: true,
+            subscribe: false,
+        };
+        r.join("a", pid(1), speaker);
+        r.join("a", pid(2), viewer);
+        assert!(!r.add_producer(pid(2), test_media_id("0"), Kind::Audio), "viewer cannot publish");
+        assert!(r.add_producer(pid(1), test_media_id("0"), Kind::Audio));
+        assert_eq!(r.subscribers_of(pid(1)), vec![pid(2)]);
+        assert!(r.subscribers_of(pid(2)).is_empty(), "speaker does not subscribe");
+        assert!(r.producers_for(pid(1)).is_empty());
+        assert_eq!(r.producers_for(pid(2)).len(), 1);
+    }
+
+    #[test]
+    fn subscriber_leaving_drops_its_consumers() {
+        let mut r = Router::new();
+        r.join("a", pid(1), Grants::default());
+        r.join("a", pid(2), Grants::default());
+        r.add_producer(pid(1), test_media_id("0"), Kind::Video);
+        let key = r.producers_for(pid(2))[0].0;
+        r.add_consumer(key, pid(2)).unwrap();
+        r.leave(pid(2));
+        assert!(r.producer_mut(&key).unwrap().consumers.is_empty());
+    }
+
+    #[test]
+    fn sequence_numbers_are_rebased_per_consumer() {
+        let mut r = Router::new();
+        r.join("a", pid(1), Grants::default());
+        r.join("a", pid(2), Grants::default());
+        r.add_producer(pid(1), test_media_id("0"), Kind::Video);
+        let key = r.producers_for(pid(2))[0].0;
+        let tag = r.add_consumer(key, pid(2)).unwrap();
+        let c = r.consumer(pid(2), tag).unwrap();
+        assert_eq!(c.rewrite_seq(70_000), 1);
+        assert_eq!(c.rewrite_seq(70_005), 6);
+        assert_eq!(c.rewrite_seq(69_990), 0, "reordered old packet does not underflow");
+    }
+
+    #[test]
+    fn keyframe_requests_are_throttled_but_not_lost() {
+        let mut r = Router::new();
+        r.join("a", pid(1), Grants::default());
+        r.add_producer(pid(1), test_media_id("0"), Kind::Video);
+        let key = ProducerKey {
+            owner: pid(1),
+            media: test_media_id("0"),
+        };
+        let p = r.producer_mut(&key).unwrap();
+        let t0 = Instant::now();
+        assert!(p.want_keyframe(t0));
+        assert!(!p.want_keyframe(t0 + Duration::from_millis(100)), "throttled");
+        assert!(!p.keyframe_due(t0 + Duration::from_millis(200)));
+        assert!(p.keyframe_due(t0 + KEYFRAME_THROTTLE), "remembered request fires");
+        assert!(!p.keyframe_due(t0 + KEYFRAME_THROTTLE * 3), "only once");
+    }
+
+    #[test]
+    fn audio_producers_never_ask_for_keyframes() {
+        let mut r = Router::new();
+        r.join("a", pid(1), Grants::default());
+        r.add_producer(pid(1), test_media_id("0"), Kind::Audio);
+        let key = ProducerKey {
+            owner: pid(1),
+            media: test_media_id("0"),
+        };
+        assert!(!r.producer_mut(&key).unwrap().want_keyframe(Instant::now()));
+    }
+}

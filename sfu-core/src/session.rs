@@ -1,0 +1,542 @@
+//! One peer's WebRTC connection: ICE-lite, DTLS-SRTP, SDP and RTP streams.
+//!
+//! This module is the only place that touches str0m. Everything else in the crate talks to a
+//! [`Session`] in our own vocabulary: offers and answers as SDP text, [`MediaId`]s, [`RtpIn`]
+//! packets whose payload is one refcounted buffer, and [`SessionEvent`]s. The session is sans-IO:
+//! the worker hands it datagrams and the time, and drains its output.
+//!
+//! Negotiation is server-driven after the first exchange: the browser's first offer publishes its
+//! tracks; every later change (tracks of others to receive, tracks that went away) is queued here
+//! and sent as one server offer at a time, the next one only after the previous answer arrived.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// Errors a session reports to its caller. None of them is fatal to other sessions.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the SDP could not be parsed: {0}")]
+    BadSdp(String),
+    #[error("the SDP was refused: {0}")]
+    Refused(String),
+    #[error("the offer carries no audio or video we can forward")]
+    NoUsableMedia,
+    #[error("no server offer is waiting for an answer")]
+    NoPendingOffer,
+    #[error("the DTLS certificate could not be created")]
+    Certificate,
+    #[error("invalid local address: {0}")]
+    Address(String),
+}
+
+/// Identifies one m-line (transceiver) inside one session. Cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaId(Mid);
+
+impl MediaId {
+    /// The mid as it appears in SDP.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MediaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+impl Kind {
+    fn from_str0m(k: MediaKind) -> Self {
+        if k.is_audio() {
+            Kind::Audio
+        } else {
+            Kind::Video
+        }
+    }
+    fn to_str0m(self) -> MediaKind {
+        match self {
+            Kind::Audio => MediaKind::Audio,
+            Kind::Video => MediaKind::Video,
+        }
+    }
+    /// `"audio"` or `"video"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Audio => "audio",
+            Kind::Video => "video",
+        }
+    }
+}
+
+/// Codec identity used to map payload types between two sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct CodecKey {
+    params: PayloadParams,
+}
+
+/// An incoming RTP packet, decrypted. `payload` is shared, never copied, by every consumer.
+#[derive(Debug, Clone)]
+pub struct RtpIn {
+    pub media: MediaId,
+    /// The simulcast layer (RID) when the publisher sends several.
+    pub layer: Option<Layer>,
+    pub pt: u8,
+    pub seq: u64,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub audio_level: Option<i8>,
+    pub voice_activity: Option<bool>,
+    pub arrival: Instant,
+    pub payload: Arc<[u8]>,
+}
+
+/// A simulcast layer name (RID) as sent by the publisher, e.g. `q`, `h`, `f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layer(str0m::media::Rid);
+
+/// What a session tells its owner.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// ICE and DTLS are up: media flows from now on.
+    Connected,
+    /// The remote offered a track we receive (it publishes).
+    Published { media: MediaId, kind: Kind },
+    /// An RTP packet arrived on a published track.
+    Rtp(RtpIn),
+    /// The remote asks for a keyframe on a track we send to it.
+    KeyframeRequest { media: MediaId },
+    /// The peer went away (ICE timed out, DTLS closed).
+    Closed,
+}
+
+/// One unit of output from [`Session::poll`].
+#[derive(Debug)]
+pub enum SessionOutput {
+    Transmit { to: SocketAddr, data: Vec<u8> },
+    Event(SessionEvent),
+    /// Nothing more to do until this instant (or until new input).
+    Wait(Instant),
+}
+
+/// A track to add to the next server offer: another participant's producer this peer receives.
+#[derive(Debug, Clone)]
+pub struct OutgoingTrack {
+    /// The caller's key for this track (the router's consumer id); returned with its mid.
+    pub tag: u64,
+    pub kind: Kind,
+    /// Shown to the browser as the MediaStream id (we use the publisher's participant id).
+    pub stream_id: String,
+    pub track_id: String,
+}
+
+/// A server offer waiting for the peer's answer.
+struct PendingOffer {
+    pending: SdpPendingOffer,
+}
+
+/// Per-SSRC cache of (mid, rid) so the hot path does not look up str0m's stream maps.
+#[derive(Clone, Copy)]
+struct SsrcRoute {
+    ssrc: Ssrc,
+    media: MediaId,
+    layer: Option<Layer>,
+}
+
+/// A peer connection driven by the worker. Owns str0m's `Rtc` and nothing else.
+pub struct Session {
+    rtc: Rtc,
+    pending: Option<PendingOffer>,
+    queued_add: Vec<OutgoingTrack>,
+    queued_stop: Vec<MediaId>,
+    ssrc_routes: Vec<SsrcRoute>,
+    /// Mids this side added (tracks we send); everything else the remote added.
+    local_mids: Vec<MediaId>,
+    events: VecDeque<SessionEvent>,
+    closed: bool,
+}
+
+/// Creates a DTLS certificate to share among many sessions (creating one per session costs ms).
+pub fn new_certificate() -> Result<DtlsCert, SessionError> {
+    str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or(SessionError::Certificate)
+}
+
+/// Installs the process-wide crypto provider. Idempotent; call before the first session.
+pub fn init_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        str0m::crypto::from_feature_flags().install_process_default();
+    });
+}
+
+impl Session {
+    /// A fresh ICE-lite session answering on `local` (the address put in the host candidate).
+    pub fn new(now: Instant, cert: &DtlsCert, local: SocketAddr) -> Result<Self, SessionError> {
+        init_crypto();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_dtls_cert(cert.clone())
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_bwe(None)
+            .build(now);
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| SessionError::Address(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        Ok(Session {
+            rtc,
+            pending: None,
+            queued_add: Vec::new(),
+            queued_stop: Vec::new(),
+            ssrc_routes: Vec::new(),
+            local_mids: Vec::new(),
+            events: VecDeque::new(),
+            closed: false,
+        })
+    }
+
+    /// Accepts the peer's offer and returns our answer as SDP text.
+    pub fn accept_offer(&mut self, offer_sdp: &str) -> Result<String, SessionError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SessionError::BadSdp(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SessionError::Refused(e.to_string()))?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Queues a track to send to this peer. It is offered with the next
+    /// [`Session::create_offer`], which tells the mid it got.
+    pub fn queue_outgoing(&mut self, track: OutgoingTrack) {
+        self.queued_add.push(track);
+    }
+
+    /// Drops a queued track that was not offered yet. Returns true if it was still queued.
+    pub fn cancel_outgoing(&mut self, tag: u64) -> bool {
+        let before = self.queued_add.len();
+        self.queued_add.retain(|t| t.tag != tag);
+        before != self.queued_add.len()
+    }
+
+    /// Queues the end of a track we send (its m-line is stopped in the next offer).
+    pub fn queue_stop(&mut self, media: MediaId) {
+        self.queued_stop.push(media);
+    }
+
+    /// True when changes wait for an offer and no offer is in flight.
+    pub fn wants_offer(&self) -> bool {
+        self.pending.is_none() && (!self.queued_add.is_empty() || !self.queued_stop.is_empty())
+    }
+
+    /// True while a server offer waits for the peer's answer.
+    pub fn offer_in_flight(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Builds one server offer from everything queued. Returns the SDP, every added track with
+    /// the mid it got (in the order queued), and the mids stopped.
+    #[allow(clippy::type_complexity)]
+    pub fn create_offer(
+        &mut self,
+    ) -> Option<(String, Vec<(MediaId, OutgoingTrack)>, Vec<MediaId>)> {
+        if !self.wants_offer() {
+            return None;
+        }
+        let adds = std::mem::take(&mut self.queued_add);
+        let stops = std::mem::take(&mut self.queued_stop);
+        let mut api = self.rtc.sdp_api();
+        let mut added = Vec::with_capacity(adds.len());
+        for track in adds {
+            let mid = api.add_media(
+                track.kind.to_str0m(),
+                Direction::SendOnly,
+                Some(track.stream_id.clone()),
+                Some(track.track_id.clone()),
+                None,
+            );
+            added.push((MediaId(mid), track));
+        }
+        for media in &stops {
+            api.stop_media(media.0);
+        }
+        let (offer, pending) = api.apply()?;
+        self.local_mids.extend(added.iter().map(|(m, _)| *m));
+        self.pending = Some(PendingOffer { pending });
+        Some((offer.to_sdp_string(), added, stops))
+    }
+
+    /// Applies the peer's answer to our last offer.
+    pub fn accept_answer(&mut self, answer_sdp: &str) -> Result<(), SessionError> {
+        let answer = SdpAnswer::from_sdp_string(answer_sdp)
+            .map_err(|e| SessionError::BadSdp(e.to_string()))?;
+        let Some(p) = self.pending.take() else {
+            return Err(SessionError::NoPendingOffer);
+        };
+        self.rtc
+            .sdp_api()
+            .accept_answer(p.pending, answer)
+            .map_err(|e| SessionError::Refused(e.to_string()))
+    }
+
+    /// True if `data` from `source` belongs to this session (used to learn a new peer address).
+    pub fn accepts(&self, now: Instant, source: SocketAddr, local: SocketAddr, data: &[u8]) -> bool {
+        let Ok(contents) = data.try_into() else {
+            return false;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: local,
+                contents,
+            },
+        );
+        self.rtc.accepts(&input)
+    }
+
+    /// Feeds one datagram. An error means the datagram was not usable (it is dropped).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        let contents = data
+            .try_into()
+            .map_err(|_| SessionError::Refused("not a STUN, DTLS or SRTP datagram".into()))?;
+        self.rtc
+            .handle_input(Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: local,
+                    contents,
+                },
+            ))
+            .map_err(|e| SessionError::Refused(e.to_string()))
+    }
+
+    /// Advances timers to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!("session timeout input failed: {e}");
+        }
+    }
+
+    /// Next output. Call until it returns [`SessionOutput::Wait`].
+    pub fn poll(&mut self) -> SessionOutput {
+        if let Some(ev) = self.events.pop_front() {
+            return SessionOutput::Event(ev);
+        }
+        loop {
+            let out = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!("session poll failed: {e}");
+                    self.mark_closed();
+                    return SessionOutput::Event(SessionEvent::Closed);
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    if !self.rtc.is_alive() && !self.closed {
+                        self.mark_closed();
+                        return SessionOutput::Event(SessionEvent::Closed);
+                    }
+                    return SessionOutput::Wait(t);
+                }
+                Output::Transmit(t) => {
+                    return SessionOutput::Transmit {
+                        to: t.destination,
+                        data: t.contents.into(),
+                    };
+                }
+                Output::Event(ev) => {
+                    if let Some(ev) = self.translate(ev) {
+                        return SessionOutput::Event(ev);
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_closed(&mut self) {
+        self.closed = true;
+    }
+
+    /// True once the peer is gone; the owner should drop the session.
+    pub fn is_closed(&self) -> bool {
+        self.closed || !self.rtc.is_alive()
+    }
+
+    fn translate(&mut self, ev: Event) -> Option<SessionEvent> {
+        match ev {
+            Event::Connected => Some(SessionEvent::Connected),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.mark_closed();
+                Some(SessionEvent::Closed)
+            }
+            Event::Closed => {
+                self.mark_closed();
+                Some(SessionEvent::Closed)
+            }
+            Event::MediaAdded(m) => {
+                let media = MediaId(m.mid);
+                if self.local_mids.contains(&media) || !m.direction.is_receiving() {
+                    return None;
+                }
+                Some(SessionEvent::Published {
+                    media,
+                    kind: Kind::from_str0m(m.kind),
+                })
+            }
+            Event::KeyframeRequest(r) => Some(SessionEvent::KeyframeRequest {
+                media: MediaId(r.mid),
+            }),
+            Event::RtpPacket(p) => {
+                let ssrc = p.header.ssrc;
+                let route = match self.ssrc_routes.iter().find(|r| r.ssrc == ssrc) {
+                    Some(r) => *r,
+                    None => {
+                        let mut api = self.rtc.direct_api();
+                        let stream = api.stream_rx(&ssrc)?;
+                        let r = SsrcRoute {
+                            ssrc,
+                            media: MediaId(stream.mid()),
+                            layer: stream.rid().map(Layer),
+                        };
+                        drop(api);
+                        self.ssrc_routes.push(r);
+                        r
+                    }
+                };
+                let ext = &p.header.ext_vals;
+                Some(SessionEvent::Rtp(RtpIn {
+                    media: route.media,
+                    layer: route.layer,
+                    pt: *p.header.payload_type,
+                    seq: *p.seq_no,
+                    timestamp: p.header.timestamp,
+                    marker: p.header.marker,
+                    audio_level: ext.audio_level,
+                    voice_activity: ext.voice_activity,
+                    arrival: p.timestamp,
+                    payload: p.payload,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// The negotiated codec of payload type `pt` (for mapping to another session's type).
+    pub fn codec_of(&self, pt: u8) -> Option<CodecKey> {
+        self.rtc
+            .codec_config()
+            .find(|p| *p.pt() == pt)
+            .map(|p| CodecKey { params: *p })
+    }
+
+    /// This session's payload type for `codec`, if the peer negotiated it on `media`.
+    pub fn pt_for(&self, media: MediaId, codec: CodecKey) -> Option<u8> {
+        let m = self.rtc.media(media.0)?;
+        let remote = m.remote_pts();
+        let cfg = self.rtc.codec_config();
+        let matched = cfg.match_params(codec.params).or_else(|| {
+            // Same codec, different fmtp (e.g. another H.264 profile): take any of that codec.
+            let c: Codec = codec.params.spec().codec;
+            cfg.find(|p| p.spec().codec == c && remote.contains(&p.pt()))
+        })?;
+        if !remote.is_empty() && !remote.contains(&matched.pt()) {
+            return None;
+        }
+        Some(*matched.pt())
+    }
+
+    /// Queues one RTP packet on a track we send. Returns false if the track cannot send (yet).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_rtp(
+        &mut self,
+        media: MediaId,
+        pt: u8,
+        seq: u64,
+        timestamp: u32,
+        wallclock: Instant,
+        marker: bool,
+        audio_level: Option<i8>,
+        voice_activity: Option<bool>,
+        nackable: bool,
+        payload: &Arc<[u8]>,
+    ) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(media.0, None) else {
+            return false;
+        };
+        let ext = ExtensionValues {
+            audio_level,
+            voice_activity,
+            ..Default::default()
+        };
+        tx.write_rtp(
+            RtpWrite::new(Pt::from(pt), SeqNo::from(seq), timestamp, wallclock, payload.clone())
+                .marker(marker)
+                .ext_vals(ext)
+                .nackable(nackable),
+        );
+        true
+    }
+
+    /// Asks the publisher for a keyframe on one of its tracks.
+    pub fn request_keyframe(&mut self, media: MediaId) {
+        let mut api = self.rtc.direct_api();
+        if let Some(rx) = api.stream_rx_by_mid(media.0, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            return;
+        }
+        // Simulcast: ask every layer we receive on that mid.
+        for r in self.ssrc_routes.iter().filter(|r| r.media == media) {
+            if let Some(rx) = api.stream_rx(&r.ssrc) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+            }
+        }
+    }
+
+    /// Ends the session (sends DTLS close where possible).
+    pub fn close(&mut self) {
+        let _ = self.rtc.close();
+        self.closed = true;
+    }
+}
+
+/// A mid for unit tests of modules that never see str0m.
+#[cfg(test)]
+pub(crate) fn test_media_id(s: &str) -> MediaId {
+    MediaId(Mid::from(s))
+}

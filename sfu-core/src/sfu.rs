@@ -1,0 +1,226 @@
+//! The control plane: the [`Sfu`] handle that signaling talks to.
+//!
+//! It starts the workers, places each room on one worker (the least loaded when the room
+//! opens), and turns async calls into commands for that worker's thread. Media never passes
+//! through here.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::router::Grants;
+use crate::session::{init_crypto, new_certificate};
+use crate::stats::WorkerStats;
+use crate::worker_thread::{spawn, Command, WorkerHandle};
+use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
+
+/// How the media plane is laid out.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Worker threads, each with its own UDP socket. 0 = one per available core.
+    pub workers: usize,
+    /// Address the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address put in ICE host candidates (what browsers send media to).
+    pub advertise_ip: IpAddr,
+    /// Worker i listens on `port_base + i`; 0 = an ephemeral port per worker.
+    pub port_base: u16,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            workers: 0,
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            advertise_ip: IpAddr::from([127, 0, 0, 1]),
+            port_base: 0,
+        }
+    }
+}
+
+/// A participant placed on a worker; returned by [`Sfu::join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub participant: ParticipantId,
+    worker: usize,
+}
+
+/// The result of a join.
+#[derive(Debug)]
+pub struct Joined {
+    pub placement: Placement,
+    /// Our SDP answer to the participant's offer.
+    pub answer: String,
+    /// The tracks the participant publishes.
+    pub published: Vec<TrackInfo>,
+}
+
+struct RoomPlace {
+    worker: usize,
+    members: usize,
+}
+
+/// Handle to the running media plane. Cheap to share behind an `Arc`.
+pub struct Sfu {
+    workers: Vec<WorkerHandle>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    rooms: Mutex<HashMap<String, RoomPlace>>,
+    next_id: AtomicU64,
+}
+
+impl Sfu {
+    /// Starts the workers.
+    pub fn start(config: &SfuConfig) -> Result<Sfu, SfuError> {
+        init_crypto();
+        let n = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        };
+        let cert = new_certificate()?;
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = if config.port_base == 0 {
+                0
+            } else {
+                config
+                    .port_base
+                    .checked_add(i as u16)
+                    .ok_or(SfuError::Config("media port range overflows 65535"))?
+            };
+            workers.push(spawn(
+                i,
+                SocketAddr::new(config.bind_ip, port),
+                config.advertise_ip,
+                cert.clone(),
+            )?);
+        }
+        let threads = workers.iter_mut().filter_map(|w| w.thread.take()).collect();
+        Ok(Sfu {
+            workers,
+            threads: Mutex::new(threads),
+            rooms: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The UDP addresses the workers advertise.
+    pub fn media_addrs(&self) -> Vec<SocketAddr> {
+        self.workers.iter().map(|w| w.addr).collect()
+    }
+
+    /// Counters of every worker, in worker order.
+    pub fn worker_stats(&self) -> Vec<&WorkerStats> {
+        self.workers.iter().map(|w| &*w.stats).collect()
+    }
+
+    fn place(&self, room: &str) -> usize {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = rooms.get_mut(room) {
+            r.members += 1;
+            return r.worker;
+        }
+        let mut load = vec![0usize; self.workers.len()];
+        for r in rooms.values() {
+            load[r.worker] += r.members;
+        }
+        let worker = (0..load.len()).min_by_key(|i| load[*i]).unwrap_or(0);
+        rooms.insert(
+            room.to_owned(),
+            RoomPlace {
+                worker,
+                members: 1,
+            },
+        );
+        worker
+    }
+
+    fn unplace(&self, room: &str) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = rooms.get_mut(room) {
+            r.members = r.members.saturating_sub(1);
+            if r.members == 0 {
+                rooms.remove(room);
+            }
+        }
+    }
+
+    /// Joins `room` with an SDP offer. Events for this participant (server offers, connection
+    /// state) arrive on `events`; the first server offer follows the answer returned here.
+    pub async fn join(
+        &self,
+        room: &str,
+        grants: Grants,
+        offer: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Joined, SfuError> {
+        let worker = self.place(room);
+        let participant = ParticipantId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (reply, rx) = oneshot::channel();
+        let sent = self.workers[worker].send(Command::Join {
+            room: room.to_owned(),
+            who: participant,
+            grants,
+            offer,
+            events,
+            reply,
+        });
+        let result = match sent {
+            Ok(()) => rx.await.unwrap_or(Err(SfuError::WorkerGone)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(a) => Ok(Joined {
+                placement: Placement {
+                    participant,
+                    worker,
+                },
+                answer: a.answer,
+                published: a.published,
+            }),
+            Err(e) => {
+                self.unplace(room);
+                Err(e)
+            }
+        }
+    }
+
+    /// Delivers the participant's answer to our last offer.
+    pub async fn answer(&self, who: Placement, sdp: String) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.workers[who.worker].send(Command::Answer {
+            who: who.participant,
+            sdp,
+            reply,
+        })?;
+        rx.await.unwrap_or(Err(SfuError::WorkerGone))
+    }
+
+    /// Removes the participant and its tracks from the room.
+    pub fn leave(&self, who: Placement, room: &str) {
+        let _ = self.workers[who.worker].send(Command::Leave {
+            who: who.participant,
+        });
+        self.unplace(room);
+    }
+
+    /// Stops every worker, closing all sessions. Idempotent.
+    pub fn shutdown(&self) {
+        for w in &self.workers {
+            let _ = w.send(Command::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

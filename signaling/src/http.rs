@@ -1,0 +1,171 @@
+//! Plain HTTP routes: health, Prometheus metrics, the development token endpoint, the embedded
+//! web client, and JSON errors for everything else.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use messaging::auth::Claims;
+use serde::Deserialize;
+
+use crate::App;
+
+/// An HTTP error: status plus a JSON body `{"error": code, "message": text}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The token from `Authorization: Bearer <token>`, if any.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// `GET /metrics` in Prometheus text format.
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let mut out = String::new();
+    let stats = app.sfu.worker_stats();
+    if let Some(first) = stats.first() {
+        for (i, (name, help, _, counter)) in first.fields().iter().enumerate() {
+            let kind = if *counter { "counter" } else { "gauge" };
+            let _ = writeln!(out, "# HELP gax_media_{name} {help}");
+            let _ = writeln!(out, "# TYPE gax_media_{name} {kind}");
+            for (w, s) in stats.iter().enumerate() {
+                let _ = writeln!(out, "gax_media_{name}{{worker=\"{w}\"}} {}", s.fields()[i].2);
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP gax_ws_connections_total Call WebSocket connections opened");
+    let _ = writeln!(out, "# TYPE gax_ws_connections_total counter");
+    let _ = writeln!(out, "gax_ws_connections_total {}", app.stats.connections.get());
+    let _ = writeln!(out, "# HELP gax_ws_closed_total Call WebSocket connections closed, by close code");
+    let _ = writeln!(out, "# TYPE gax_ws_closed_total counter");
+    for (code, n) in app.stats.closes() {
+        let _ = writeln!(out, "gax_ws_closed_total{{code=\"{code}\"}} {n}");
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevTokenQuery {
+    room: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `GET /api/dev/token?room=R&name=N`: a one-hour token, only in development mode.
+pub async fn dev_token(
+    State(app): State<Arc<App>>,
+    query: Result<Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !app.dev {
+        return Err(ApiError::NotFound(
+            "development tokens are only served by `gax serve --dev`".into(),
+        ));
+    }
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if q.room.is_empty() || q.room.len() > 128 {
+        return Err(ApiError::BadRequest("room must be 1 to 128 characters".into()));
+    }
+    let name = q.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "guest".into());
+    let identity = format!("{name}-{:08x}", rand_suffix());
+    let claims = Claims::for_room(&identity, Some(&name), &q.room, Duration::from_secs(3600));
+    let token = app
+        .tokens
+        .mint(&claims)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(serde_json::json!({ "token": token, "room": q.room, "identity": identity })))
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
+}
+
+/// The embedded web client.
+pub mod web {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+
+    const INDEX: &str = include_str!("../web/index.html");
+    const APP_JS: &str = include_str!("../web/app.js");
+    const APP_CSS: &str = include_str!("../web/app.css");
+
+    pub async fn index() -> impl IntoResponse {
+        (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            INDEX,
+        )
+    }
+    pub async fn app_js() -> impl IntoResponse {
+        (
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            APP_JS,
+        )
+    }
+    pub async fn app_css() -> impl IntoResponse {
+        (
+            [
+                (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            APP_CSS,
+        )
+    }
+}

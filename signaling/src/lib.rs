@@ -1,0 +1,102 @@
+//! # signaling: the GAX front door
+//!
+//! An axum server that owns every way in over HTTP: the call WebSocket `/ws` (JSON protocol,
+//! [`protocol`], documented in `docs/protocol.md`), health and Prometheus metrics, the embedded
+//! web client at `/`, and (in development mode) a token endpoint. It checks the JWT at every
+//! door ([`messaging::auth`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
+//! never passes through here.
+
+pub mod http;
+pub mod protocol;
+pub mod rooms;
+pub mod ws;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::routing::get;
+use axum::Router;
+use messaging::auth::TokenKeys;
+use sfu_core::Sfu;
+
+/// Counters of the signaling layer.
+#[derive(Default)]
+pub struct SignalingStats {
+    connections: Counter,
+    closes: Mutex<BTreeMap<u16, u64>>,
+}
+
+#[derive(Default)]
+struct Counter(AtomicU64);
+impl Counter {
+    fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl SignalingStats {
+    fn record_close(&self, code: u16) {
+        *self
+            .closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(code)
+            .or_default() += 1;
+    }
+    fn closes(&self) -> Vec<(u16, u64)> {
+        self.closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+}
+
+/// Shared state of all handlers.
+pub struct App {
+    pub sfu: Arc<Sfu>,
+    pub tokens: TokenKeys,
+    pub rooms: rooms::Rooms,
+    /// Development mode: `/api/dev/token` hands out tokens.
+    pub dev: bool,
+    pub stats: SignalingStats,
+    /// Flips to true when the server shuts down; open calls close with 1001.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl App {
+    pub fn new(
+        sfu: Arc<Sfu>,
+        tokens: TokenKeys,
+        dev: bool,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<App> {
+        Arc::new(App {
+            sfu,
+            tokens,
+            rooms: rooms::Rooms::default(),
+            dev,
+            stats: SignalingStats::default(),
+            shutdown,
+        })
+    }
+}
+
+/// All routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(http::web::index))
+        .route("/app.js", get(http::web::app_js))
+        .route("/app.css", get(http::web::app_css))
+        .route("/healthz", get(http::healthz))
+        .route("/metrics", get(http::metrics))
+        .route("/api/dev/token", get(http::dev_token))
+        .route("/ws", get(ws::upgrade))
+        .fallback(http::not_found)
+        .with_state(app)
+}

@@ -1,0 +1,333 @@
+//! One call connection on `/ws`: authenticate, join the room, relay SDP between the browser
+//! and the media plane, fan out room events, and clean up on every way out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use messaging::auth::TokenError;
+use sfu_core::{Grants, PeerEvent, SfuError};
+use tokio::sync::mpsc;
+
+use crate::protocol::{
+    close, parse, ClientMessage, ParticipantInfo, ServerMessage, Track, MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+};
+use crate::App;
+
+/// A client must send `join` this soon after connecting.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /ws`: upgrades to the call protocol.
+pub async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let bearer = crate::http::bearer_token(&headers);
+    // Frames above our own limit still reach `parse`, which answers 1009 with a message;
+    // only far larger ones are cut by the transport.
+    ws.max_message_size(MAX_MESSAGE_BYTES * 4)
+        .on_upgrade(move |socket| async move {
+            let mut conn = Conn { app, socket };
+            conn.run(bearer).await;
+        })
+}
+
+struct Conn {
+    app: Arc<App>,
+    socket: WebSocket,
+}
+
+/// How a connection ends: the close code and, for errors, the message sent before closing.
+struct End {
+    code: u16,
+    error: Option<(&'static str, String)>,
+}
+
+impl End {
+    fn normal(code: u16) -> Self {
+        End { code, error: None }
+    }
+    fn error(code: u16, kind: &'static str, msg: impl Into<String>) -> Self {
+        End {
+            code,
+            error: Some((kind, msg.into())),
+        }
+    }
+}
+
+enum Incoming {
+    Text(String),
+    Closed,
+    Bad(End),
+}
+
+impl Conn {
+    async fn send(&mut self, msg: &ServerMessage) -> bool {
+        self.socket
+            .send(Message::Text(msg.to_json().into()))
+            .await
+            .is_ok()
+    }
+
+    async fn finish(&mut self, end: End) {
+        self.app.stats.record_close(end.code);
+        if let Some((kind, message)) = end.error {
+            tracing::debug!(code = end.code, kind, %message, "closing call connection");
+            let _ = self
+                .send(&ServerMessage::error(kind, message, Some(end.code)))
+                .await;
+        }
+        let _ = self
+            .socket
+            .send(Message::Close(Some(CloseFrame {
+                code: end.code,
+                reason: "".into(),
+            })))
+            .await;
+    }
+
+    async fn next(&mut self) -> Incoming {
+        loop {
+            match self.socket.recv().await {
+                Some(Ok(Message::Text(t))) => return Incoming::Text(t.to_string()),
+                Some(Ok(Message::Binary(_))) => {
+                    return Incoming::Bad(End::error(
+                        close::BAD_MESSAGE,
+                        "bad_message",
+                        "binary frames are not part of the protocol; send JSON text",
+                    ))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | None => return Incoming::Closed,
+                Some(Err(e)) => {
+                    return Incoming::Bad(End::error(close::TOO_BIG, "transport", e.to_string()))
+                }
+            }
+        }
+    }
+
+    async fn run(&mut self, bearer: Option<String>) {
+        self.app.stats.connections.inc();
+        let first = match tokio::time::timeout(JOIN_TIMEOUT, self.next()).await {
+            Err(_) => {
+                return self
+                    .finish(End::error(close::JOIN_TIMEOUT, "join_timeout", "no join received in time"))
+                    .await
+            }
+            Ok(Incoming::Closed) => return,
+            Ok(Incoming::Bad(end)) => return self.finish(end).await,
+            Ok(Incoming::Text(t)) => t,
+        };
+        let join = match parse(&first) {
+            Ok(m @ ClientMessage::Join { .. }) => m,
+            Ok(_) => {
+                return self
+                    .finish(End::error(close::BAD_MESSAGE, "join_first", "the first message must be join"))
+                    .await
+            }
+            Err(e) => {
+                return self
+                    .finish(End::error(e.close_code(), e.code(), e.to_string()))
+                    .await
+            }
+        };
+        match self.joined(join, bearer).await {
+            Ok(end) | Err(end) => self.finish(end).await,
+        }
+    }
+
+    /// Validates the join, enters the room and runs the session until it ends.
+    async fn joined(&mut self, join: ClientMessage, bearer: Option<String>) -> Result<End, End> {
+        let ClientMessage::Join {
+            version,
+            token,
+            room,
+            name,
+            sdp,
+        } = join
+        else {
+            return Err(End::error(close::BAD_MESSAGE, "join_first", "expected join"));
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(End::error(
+                close::BAD_VERSION,
+                "bad_version",
+                format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+            ));
+        }
+        let token = token.or(bearer).ok_or_else(|| {
+            End::error(close::UNAUTHORIZED, "unauthorized", "a token is required (join.token or Authorization: Bearer)")
+        })?;
+        let claims = self.app.tokens.verify(&token).map_err(|e| {
+            let code = match e {
+                TokenError::Expired => "token_expired",
+                _ => "unauthorized",
+            };
+            End::error(close::UNAUTHORIZED, code, e.to_string())
+        })?;
+        let granted = claims
+            .room
+            .clone()
+            .ok_or_else(|| End::error(close::FORBIDDEN, "forbidden", "the token grants no call room"))?;
+        let room = room.unwrap_or_else(|| granted.clone());
+        if room != granted {
+            return Err(End::error(
+                close::FORBIDDEN,
+                "forbidden",
+                format!("the token grants room {granted:?}, not {room:?}"),
+            ));
+        }
+        let name: String = name
+            .or(claims.name.clone())
+            .unwrap_or_else(|| claims.sub.clone())
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let grants = Grants {
+            publish: claims.can_publish,
+            subscribe: claims.can_subscribe,
+        };
+
+        let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
+        let joined = self
+            .app
+            .sfu
+            .join(&room, grants, sdp, peer_tx)
+            .await
+            .map_err(|e| match e {
+                SfuError::Session(s) => End::error(close::BAD_SDP, "bad_sdp", s.to_string()),
+                other => End::error(close::INTERNAL, "internal", other.to_string()),
+            })?;
+        let id = joined.placement.participant.to_string();
+        let me = ParticipantInfo {
+            id: id.clone(),
+            identity: claims.sub.clone(),
+            name,
+            audio_muted: false,
+            video_muted: false,
+        };
+        let published: Vec<Track> = joined
+            .published
+            .iter()
+            .map(|t| Track {
+                mid: t.mid.clone(),
+                participant: id.clone(),
+                kind: t.kind.into(),
+            })
+            .collect();
+        let (room_tx, mut room_rx) = mpsc::unbounded_channel();
+        let others = self.app.rooms.enter(&room, me.clone(), room_tx);
+        tracing::info!(%room, participant = %id, tracks = published.len(), "joined");
+        let guard = Departure {
+            app: self.app.clone(),
+            room: room.clone(),
+            id: id.clone(),
+            placement: joined.placement,
+            published: published.clone(),
+        };
+        for t in &published {
+            self.app
+                .rooms
+                .broadcast(&room, &id, &ServerMessage::TrackPublished { track: t.clone() });
+        }
+        let ok = self
+            .send(&ServerMessage::Joined {
+                version: PROTOCOL_VERSION,
+                participant: me,
+                room: room.clone(),
+                sdp: joined.answer,
+                participants: others,
+                published,
+            })
+            .await;
+        if !ok {
+            return Ok(End::normal(close::NORMAL));
+        }
+
+        let mut shutdown = self.app.shutdown.clone();
+        let end = loop {
+            tokio::select! {
+                incoming = self.next() => {
+                    let text = match incoming {
+                        Incoming::Text(t) => t,
+                        Incoming::Closed => break End::normal(close::NORMAL),
+                        Incoming::Bad(end) => break end,
+                    };
+                    match parse(&text) {
+                        Ok(ClientMessage::Answer { sdp }) => {
+                            if let Err(e) = self.app.sfu.answer(joined.placement, sdp).await {
+                                break End::error(close::BAD_SDP, "bad_sdp", e.to_string());
+                            }
+                        }
+                        Ok(ClientMessage::Mute { kind, muted }) => {
+                            self.app.rooms.set_muted(&room, &id, kind, muted);
+                        }
+                        Ok(ClientMessage::Ping) => {
+                            if !self.send(&ServerMessage::Pong).await {
+                                break End::normal(close::NORMAL);
+                            }
+                        }
+                        Ok(ClientMessage::Leave) => break End::normal(close::NORMAL),
+                        Ok(ClientMessage::Join { .. }) => {
+                            break End::error(close::BAD_MESSAGE, "already_joined", "join was sent twice")
+                        }
+                        Err(e) => break End::error(e.close_code(), e.code(), e.to_string()),
+                    }
+                }
+                Some(msg) = room_rx.recv() => {
+                    if !self.send(&msg).await {
+                        break End::normal(close::NORMAL);
+                    }
+                }
+                ev = peer_rx.recv() => {
+                    let msg = match ev {
+                        Some(PeerEvent::Offer { sdp, added, removed }) => ServerMessage::Offer {
+                            sdp,
+                            tracks: added
+                                .into_iter()
+                                .map(|t| Track { mid: t.mid, participant: t.publisher.to_string(), kind: t.kind.into() })
+                                .collect(),
+                            removed,
+                        },
+                        Some(PeerEvent::Connected) => ServerMessage::MediaConnected,
+                        Some(PeerEvent::Closed) | None => {
+                            break End::error(close::MEDIA_FAILED, "media_failed", "the media connection ended")
+                        }
+                    };
+                    if !self.send(&msg).await {
+                        break End::normal(close::NORMAL);
+                    }
+                }
+                _ = shutdown.changed() => break End::error(close::GOING_AWAY, "shutdown", "the server is shutting down"),
+            }
+        };
+        drop(guard);
+        Ok(end)
+    }
+}
+
+/// Leaves the media plane and the room however the connection ends (even on panic).
+struct Departure {
+    app: Arc<App>,
+    room: String,
+    id: String,
+    placement: sfu_core::Placement,
+    published: Vec<Track>,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        self.app.sfu.leave(self.placement, &self.room);
+        for t in &self.published {
+            self.app.rooms.broadcast(
+                &self.room,
+                &self.id,
+                &ServerMessage::TrackUnpublished { track: t.clone() },
+            );
+        }
+        self.app.rooms.leave(&self.room, &self.id);
+        tracing::info!(room = %self.room, participant = %self.id, "left");
+    }
+}

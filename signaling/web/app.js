@@ -1,0 +1,292 @@
+// GAX web client: join a room, publish camera + microphone, show everyone else.
+// Speaks the /ws protocol v1 (docs/protocol.md). No external dependencies.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = {
+  ws: null,
+  pc: null,
+  local: null,
+  me: null,
+  room: null,
+  // participant id -> { info, tile, stream }
+  peers: new Map(),
+  // mid in our session -> { participant, kind }
+  mids: new Map(),
+  queue: Promise.resolve(),
+  connected: false,
+};
+
+function setStatus(text, kind) {
+  $("status").textContent = text;
+  $("status").dataset.state = kind || "idle";
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
+}
+
+function tileFor(id, name, local) {
+  let peer = state.peers.get(id);
+  if (!peer) {
+    const tile = document.createElement("div");
+    tile.className = "tile" + (local ? " local" : "");
+    tile.dataset.participant = id;
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true; // sound plays through the <audio> element
+    const audio = document.createElement("audio");
+    audio.autoplay = true;
+    const label = document.createElement("span");
+    label.className = "label";
+    tile.append(video, audio, label);
+    $("grid").append(tile);
+    peer = { tile, video, audio, label, stream: new MediaStream(), info: { id, name, audio_muted: false, video_muted: false } };
+    if (!local) {
+      video.srcObject = peer.stream;
+      audio.srcObject = peer.stream;
+    }
+    state.peers.set(id, peer);
+  }
+  if (name) peer.info.name = name;
+  renderLabel(peer);
+  return peer;
+}
+
+function renderLabel(peer) {
+  const i = peer.info;
+  peer.label.textContent = i.name || i.id;
+  const marks = [];
+  if (i.audio_muted) marks.push("mic off");
+  if (i.video_muted) marks.push("cam off");
+  if (marks.length) {
+    const m = document.createElement("span");
+    m.className = "muted";
+    m.textContent = "(" + marks.join(", ") + ")";
+    peer.label.append(m);
+  }
+}
+
+function removePeer(id) {
+  const peer = state.peers.get(id);
+  if (!peer) return;
+  peer.tile.remove();
+  state.peers.delete(id);
+  for (const [mid, t] of state.mids) if (t.participant === id) state.mids.delete(mid);
+}
+
+function send(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+}
+
+async function getToken(room, name) {
+  const given = $("token").value.trim() || params.get("token");
+  if (given) return given;
+  const r = await fetch(`/api/dev/token?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name || "guest")}`);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.message || "a token is required: run `gax token --room ROOM --identity NAME`");
+  return body.token;
+}
+
+async function join(room, name) {
+  showError("");
+  setStatus("joining…", "busy");
+  $("join").disabled = true;
+  try {
+    const token = await getToken(room, name);
+    try {
+      state.local = await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: { ideal: 640 }, height: { ideal: 360 } },
+      });
+    } catch (e) {
+      showError("camera/microphone unavailable (" + e.name + "): joining to watch only");
+      state.local = null;
+    }
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    state.pc = pc;
+    if (state.local) {
+      for (const track of state.local.getTracks()) {
+        pc.addTransceiver(track, { direction: "sendonly", streams: [state.local] });
+      }
+    }
+    pc.ontrack = onTrack;
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "connected") setStatus("in room " + state.room, "connected");
+      if (pc.connectionState === "failed") setStatus("media connection failed", "error");
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/ws`);
+    state.ws = ws;
+    ws.onopen = () => send({ type: "join", version: 1, token, room, name: name || undefined, sdp: pc.localDescription.sdp });
+    ws.onmessage = (ev) => {
+      // Handle messages strictly in order: SDP steps must not interleave.
+      state.queue = state.queue.then(() => onMessage(JSON.parse(ev.data))).catch((e) => {
+        console.error(e);
+        showError(String(e));
+      });
+    };
+    ws.onclose = (ev) => {
+      if (state.ws === ws) {
+        setStatus(`disconnected (${ev.code})`, ev.code === 1000 ? "idle" : "error");
+        teardown();
+      }
+    };
+  } catch (e) {
+    showError(e.message || String(e));
+    setStatus("not connected", "error");
+    teardown();
+  }
+}
+
+async function onMessage(msg) {
+  const pc = state.pc;
+  switch (msg.type) {
+    case "joined": {
+      state.me = msg.participant;
+      state.room = msg.room;
+      await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+      const me = tileFor(msg.participant.id, msg.participant.name + " (you)", true);
+      if (state.local) me.video.srcObject = state.local;
+      for (const p of msg.participants) Object.assign(tileFor(p.id, p.name).info, p);
+      for (const p of state.peers.values()) renderLabel(p);
+      $("join-form").hidden = true;
+      $("controls").hidden = false;
+      setStatus("in room " + msg.room + " (connecting media)", "busy");
+      break;
+    }
+    case "offer": {
+      for (const t of msg.tracks) state.mids.set(t.mid, { participant: t.participant, kind: t.kind });
+      for (const mid of msg.removed) state.mids.delete(mid);
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      send({ type: "answer", sdp: pc.localDescription.sdp });
+      break;
+    }
+    case "participant_joined":
+      Object.assign(tileFor(msg.participant.id, msg.participant.name).info, msg.participant);
+      break;
+    case "participant_left":
+      removePeer(msg.participant);
+      break;
+    case "mute": {
+      const p = state.peers.get(msg.participant);
+      if (p) {
+        p.info[msg.kind + "_muted"] = msg.muted;
+        renderLabel(p);
+      }
+      break;
+    }
+    case "media_connected":
+      state.connected = true;
+      setStatus("in room " + state.room, "connected");
+      break;
+    case "error":
+      showError(`${msg.code}: ${msg.message}`);
+      break;
+    default:
+      break; // track_published/unpublished, pong: nothing to draw
+  }
+}
+
+function onTrack(ev) {
+  const mid = ev.transceiver && ev.transceiver.mid;
+  const info = state.mids.get(mid);
+  if (!info) return;
+  const peer = tileFor(info.participant);
+  peer.stream.addTrack(ev.track);
+  ev.track.onended = () => peer.stream.removeTrack(ev.track);
+  // Re-attach so the elements pick up the new track.
+  peer.video.srcObject = peer.stream;
+  peer.audio.srcObject = peer.stream;
+  peer.video.play().catch(() => {});
+  peer.audio.play().catch(() => {});
+}
+
+function toggle(kind, button, onText, offText) {
+  if (!state.local) return;
+  const tracks = kind === "audio" ? state.local.getAudioTracks() : state.local.getVideoTracks();
+  const muted = tracks.length && tracks[0].enabled;
+  for (const t of tracks) t.enabled = !muted;
+  button.textContent = muted ? offText : onText;
+  button.classList.toggle("off", muted);
+  send({ type: "mute", kind, muted: !!muted });
+  const me = state.me && state.peers.get(state.me.id);
+  if (me) {
+    me.info[kind + "_muted"] = !!muted;
+    renderLabel(me);
+  }
+}
+
+function teardown() {
+  if (state.pc) state.pc.close();
+  if (state.local) for (const t of state.local.getTracks()) t.stop();
+  for (const id of [...state.peers.keys()]) removePeer(id);
+  Object.assign(state, { ws: null, pc: null, local: null, me: null, connected: false });
+  state.mids.clear();
+  $("join-form").hidden = false;
+  $("controls").hidden = true;
+  $("join").disabled = false;
+}
+
+function leave() {
+  send({ type: "leave" });
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000);
+  teardown();
+  setStatus("left", "idle");
+}
+
+// For tests and the curious: per remote participant, what we decode.
+async function remoteStats() {
+  const out = {};
+  for (const [id, p] of state.peers) {
+    if (state.me && id === state.me.id) continue;
+    out[id] = { name: p.info.name, video: null, audio: null };
+  }
+  if (!state.pc) return out;
+  const report = await state.pc.getStats();
+  report.forEach((s) => {
+    if (s.type !== "inbound-rtp") return;
+    const t = state.mids.get(s.mid);
+    if (!t || !out[t.participant]) return;
+    if (s.kind === "video") {
+      out[t.participant].video = {
+        framesDecoded: s.framesDecoded || 0,
+        frameWidth: s.frameWidth || 0,
+        frameHeight: s.frameHeight || 0,
+        bytesReceived: s.bytesReceived || 0,
+      };
+    } else {
+      out[t.participant].audio = {
+        totalSamplesReceived: s.totalSamplesReceived || 0,
+        bytesReceived: s.bytesReceived || 0,
+      };
+    }
+  });
+  return out;
+}
+
+window.gax = { state, remoteStats, leave };
+
+$("join-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  join($("room").value.trim(), $("name").value.trim());
+});
+$("leave").addEventListener("click", leave);
+$("mute-audio").addEventListener("click", (e) => toggle("audio", e.target, "Mute mic", "Unmute mic"));
+$("mute-video").addEventListener("click", (e) => toggle("video", e.target, "Stop camera", "Start camera"));
+
+if (params.get("room")) $("room").value = params.get("room");
+if (params.get("name")) $("name").value = params.get("name");
+if (params.get("token")) $("token").value = params.get("token");
+if (params.get("autojoin") === "1" && $("room").value) join($("room").value.trim(), $("name").value.trim());

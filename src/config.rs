@@ -1,0 +1,143 @@
+//! GAX configuration: one struct, filled from defaults, then an optional TOML file, then
+//! environment variables and flags (later wins).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Options every subcommand shares (they locate the data and the token secret).
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// TOML config file; its keys are the long flag names with `_` (e.g. `media_port = 50000`).
+    #[arg(long, env = "GAX_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (token secret, later databases and files). [default: ./gax-data]
+    #[arg(long, env = "GAX_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Token signing secret (at least 32 characters). [default: generated on first run and kept
+    /// in <data-dir>/jwt-secret]
+    #[arg(long, env = "GAX_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// Options of `gax serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// HTTP address (web client, WebSocket, REST, metrics). [default: 127.0.0.1:8080]
+    #[arg(long, env = "GAX_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// IP the media UDP sockets bind to. [default: 127.0.0.1; use 0.0.0.0 on a server]
+    #[arg(long, env = "GAX_MEDIA_BIND")]
+    pub media_bind: Option<IpAddr>,
+    /// IP announced to browsers in ICE candidates (your public IP on a server).
+    /// [default: the bind IP, or 127.0.0.1 when binding 0.0.0.0]
+    #[arg(long, env = "GAX_MEDIA_IP")]
+    pub media_ip: Option<IpAddr>,
+    /// First media UDP port; worker i uses port + i; 0 picks free ports. [default: 50000]
+    #[arg(long, env = "GAX_MEDIA_PORT")]
+    pub media_port: Option<u16>,
+    /// Media worker threads. [default: number of available cores]
+    #[arg(long, env = "GAX_WORKERS")]
+    pub workers: Option<usize>,
+    /// Development mode: the page may fetch a token from /api/dev/token. Never in production.
+    #[arg(long, env = "GAX_DEV")]
+    pub dev: bool,
+}
+
+/// Keys accepted in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    jwt_secret: Option<String>,
+    listen: Option<SocketAddr>,
+    media_bind: Option<IpAddr>,
+    media_ip: Option<IpAddr>,
+    media_port: Option<u16>,
+    workers: Option<usize>,
+    dev: Option<bool>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub jwt_secret: Option<String>,
+    pub listen: SocketAddr,
+    pub media_bind: IpAddr,
+    pub media_ip: IpAddr,
+    pub media_port: u16,
+    pub workers: usize,
+    pub dev: bool,
+}
+
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+impl Config {
+    /// Resolves the configuration: flags/env over the file over defaults.
+    pub fn resolve(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
+        let file = read_file(common.config.as_deref())?;
+        let s = serve.cloned();
+        let media_bind = s
+            .as_ref()
+            .and_then(|s| s.media_bind)
+            .or(file.media_bind)
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let media_ip = s
+            .as_ref()
+            .and_then(|s| s.media_ip)
+            .or(file.media_ip)
+            .unwrap_or(if media_bind.is_unspecified() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                media_bind
+            });
+        let jwt_secret = common.jwt_secret.clone().or(file.jwt_secret);
+        if let Some(secret) = &jwt_secret {
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "the token secret must be at least 32 characters"
+            );
+        }
+        Ok(Config {
+            data_dir: common
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("gax-data")),
+            jwt_secret,
+            listen: s
+                .as_ref()
+                .and_then(|s| s.listen)
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            media_bind,
+            media_ip,
+            media_port: s
+                .as_ref()
+                .and_then(|s| s.media_port)
+                .or(file.media_port)
+                .unwrap_or(50000),
+            workers: s.as_ref().and_then(|s| s.workers).or(file.workers).unwrap_or(0),
+            dev: s.as_ref().is_some_and(|s| s.dev) || file.dev.unwrap_or(false),
+        })
+    }
+
+    /// The token keys: the configured secret, or the one kept in the data directory.
+    pub fn token_keys(&self) -> anyhow::Result<messaging::auth::TokenKeys> {
+        match &self.jwt_secret {
+            Some(s) => Ok(messaging::auth::TokenKeys::from_secret(s.as_bytes())),
+            None => Ok(messaging::auth::TokenKeys::load_or_create(&self.data_dir)?),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `gax`: the GAX server and its command-line tools.
+//!
+//! The binary only wires crates together: configuration ([`config`]), the media plane
+//! (`sfu-core`), the HTTP/WebSocket front door (`signaling`) and tokens (`messaging`).
+
+mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use messaging::auth::Claims;
+use sfu_core::{Sfu, SfuConfig};
+
+use config::{CommonArgs, Config, ServeArgs};
+
+/// GAX: an SFU-first media server. Calls, chat, watch parties and files in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "gax", version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server on embedded defaults (no external service needed).
+    Serve(ServeArgs),
+    /// Print a signed token (JWT) for a call room on stdout.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The room the token admits to.
+    #[arg(long)]
+    room: String,
+    /// Who the token is for (its subject).
+    #[arg(long)]
+    identity: String,
+    /// Display name shown to others. [default: the identity]
+    #[arg(long)]
+    name: Option<String>,
+    /// How long the token is valid, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// Do not allow publishing audio/video.
+    #[arg(long)]
+    no_publish: bool,
+    /// Do not allow receiving others' audio/video.
+    #[arg(long)]
+    no_subscribe: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Token(args) => token(&cli.common, args),
+        Command::Serve(args) => {
+            init_tracing();
+            let config = Config::resolve(&cli.common, Some(&args))?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .worker_threads(2)
+                .thread_name("gax-control")
+                .build()?
+                .block_on(serve(config))
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn token(common: &CommonArgs, args: TokenArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.room.is_empty(), "--room must not be empty");
+    anyhow::ensure!(!args.identity.is_empty(), "--identity must not be empty");
+    anyhow::ensure!(args.ttl.as_secs() > 0, "--ttl must be at least one second");
+    let config = Config::resolve(common, None)?;
+    let keys = config.token_keys()?;
+    let mut claims = Claims::for_room(&args.identity, args.name.as_deref(), &args.room, args.ttl);
+    claims.can_publish = !args.no_publish;
+    claims.can_subscribe = !args.no_subscribe;
+    println!("{}", keys.mint(&claims)?);
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let tokens = config.token_keys()?;
+    let sfu = Arc::new(
+        Sfu::start(&SfuConfig {
+            workers: config.workers,
+            bind_ip: config.media_bind,
+            advertise_ip: config.media_ip,
+            port_base: config.media_port,
+        })
+        .context("starting the media workers")?,
+    );
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let app = signaling::App::new(sfu.clone(), tokens, config.dev, shutdown_rx);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding HTTP {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let media: Vec<String> = sfu.media_addrs().iter().map(|a| a.to_string()).collect();
+    tracing::info!(
+        http = %addr,
+        media = %media.join(","),
+        dev = config.dev,
+        data_dir = %config.data_dir.display(),
+        "GAX is serving on http://{addr}/"
+    );
+    axum::serve(listener, signaling::router(app))
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        })
+        .await?;
+    // Give open calls a moment to send their close frames, then stop the media plane.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sfu.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
