@@ -102,7 +102,7 @@ impl Client {
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_vp8(true)
-            .enable_opus(true)
+            .enable_opus(true, false)
             .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp")?);
         Ok(Client {
@@ -563,6 +563,7 @@ mod tests {
             InMemoryRoom::new(1).expect("room connects");
         });
         let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        eprintln!("LOG {} lines\n{}", text.lines().count(), text.lines().filter(|l| l.contains("DTLS") || l.contains("rofile")).collect::<Vec<_>>().join("\n"));
         let profiles: Vec<&str> = text
             .lines()
             .filter_map(|l| l.split("keying material and profile: ").nth(1))

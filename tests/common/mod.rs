@@ -1,0 +1,141 @@
+//! Shared helpers for end-to-end tests: start a real `gax serve` on free ports, talk HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `gax serve` child process; killed on drop.
+pub struct Gax {
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The `gax` binary under test.
+pub fn gax_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gax")
+}
+
+impl Gax {
+    /// Starts `gax serve` with its own data dir, HTTP port and ephemeral media ports.
+    pub fn start(extra: &[&str]) -> Gax {
+        let data_dir = std::env::temp_dir().join(format!(
+            "gax-test-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        // Retry on the rare race where another process takes the port we picked.
+        for _ in 0..5 {
+            let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let child = Command::new(gax_bin())
+                .args(["serve", "--listen", &http.to_string(), "--media-port", "0"])
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(extra)
+                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn gax");
+            let mut gax = Gax {
+                http,
+                data_dir: data_dir.clone(),
+                child,
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = gax.child.try_wait() {
+                    break;
+                }
+                if let Ok((200, _, _)) = http_get(http, "/healthz") {
+                    return gax;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = gax.child.kill();
+        }
+        panic!("gax did not become healthy");
+    }
+
+    /// Mints a token with `gax token` against this server's data dir.
+    pub fn token(&self, args: &[&str]) -> String {
+        let out = Command::new(gax_bin())
+            .arg("token")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .output()
+            .expect("run gax token");
+        assert!(
+            out.status.success(),
+            "gax token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String, String) {
+        http_get(self.http, path).expect("http get")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.http)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status success.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Gax {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status, headers, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head.to_owned(), body.to_owned()))
+}

@@ -1,0 +1,145 @@
+// Browser call test: three Chromium pages join one GAX room through the real web client
+// (/?room=R&token=T&autojoin=1), each must decode video and audio from both others; one leaves
+// and the others see it go; a fourth joins later and everyone receives everyone.
+//
+// Run by tests/browser_call.rs, which starts gax and mints the tokens with `gax token`.
+// Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}),
+//      CHROMIUM (default /usr/bin/chromium).
+import { chromium } from "playwright-core";
+
+const base = process.env.GAX_URL;
+const room = process.env.GAX_ROOM;
+const tokens = JSON.parse(process.env.GAX_TOKENS || "{}");
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const STEP_TIMEOUT_MS = 45_000;
+
+const log = (msg, extra) => console.log(JSON.stringify({ t: new Date().toISOString(), msg, ...extra }));
+
+function fail(msg, extra) {
+  log("FAIL: " + msg, extra);
+  throw new Error(msg);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ],
+});
+
+const pages = new Map(); // name -> page
+
+async function open(name) {
+  const ctx = await browser.newContext({ permissions: ["camera", "microphone"] });
+  const page = await ctx.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") log("console error", { name, text: m.text() });
+  });
+  page.on("pageerror", (e) => log("page error", { name, text: String(e) }));
+  const url = `${base}/?room=${encodeURIComponent(room)}&token=${encodeURIComponent(tokens[name])}&name=${encodeURIComponent(name)}&autojoin=1`;
+  await page.goto(url);
+  pages.set(name, page);
+  return page;
+}
+
+async function stats(name) {
+  return pages.get(name).evaluate(() => window.gax.remoteStats());
+}
+
+// Decoding evidence from `name`'s page: per remote name, {frames, width, samples}.
+async function decoding(name) {
+  const s = await stats(name);
+  const out = {};
+  for (const p of Object.values(s)) {
+    out[p.name] = {
+      frames: p.video ? p.video.framesDecoded : 0,
+      width: p.video ? p.video.frameWidth : 0,
+      samples: p.audio ? p.audio.totalSamplesReceived : 0,
+    };
+  }
+  return out;
+}
+
+// Waits until every watcher decodes video (frames rising, width > 0) and audio from exactly
+// the expected others.
+async function expectMesh(names) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let last = {};
+  while (Date.now() < deadline) {
+    const first = {};
+    for (const n of names) first[n] = await decoding(n);
+    await new Promise((r) => setTimeout(r, 1000));
+    let ok = true;
+    last = {};
+    for (const n of names) {
+      const now = await decoding(n);
+      last[n] = now;
+      const others = names.filter((o) => o !== n);
+      const seen = Object.keys(now).sort();
+      if (JSON.stringify(seen) !== JSON.stringify([...others].sort())) ok = false;
+      for (const o of others) {
+        const a = first[n][o];
+        const b = now[o];
+        if (!a || !b || !(b.frames > a.frames) || !(b.width > 0) || !(b.samples > 0)) ok = false;
+      }
+    }
+    if (ok) {
+      log("mesh decoding", { names, stats: last });
+      return last;
+    }
+  }
+  fail("not every participant decodes every other", { names, stats: last });
+}
+
+async function expectGone(watchers, gone) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    let ok = true;
+    for (const n of watchers) {
+      const names = await pages.get(n).evaluate(() =>
+        [...document.querySelectorAll("#grid .tile .label")].map((l) => l.firstChild.textContent),
+      );
+      if (names.includes(gone)) ok = false;
+    }
+    if (ok) {
+      log("participant gone", { watchers, gone });
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  fail(`${gone} still shown after leaving`);
+}
+
+let exitCode = 0;
+try {
+  for (const n of ["alice", "bob", "carol"]) await open(n);
+  await expectMesh(["alice", "bob", "carol"]);
+
+  // carol leaves with the Leave button.
+  await pages.get("carol").click("#leave");
+  await expectGone(["alice", "bob"], "carol");
+  const afterLeave = await decoding("alice");
+  if (afterLeave.carol) fail("alice still has carol's stats after she left", { afterLeave });
+
+  // dave joins late and receives everyone; everyone receives dave.
+  await open("dave");
+  await expectMesh(["alice", "bob", "dave"]);
+  log("PASS");
+} catch (e) {
+  exitCode = 1;
+  log("error", { error: String(e && e.stack ? e.stack : e) });
+} finally {
+  await browser.close().catch(() => {});
+}
+process.exit(exitCode);
