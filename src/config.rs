@@ -128,7 +128,11 @@ impl Config {
                 .and_then(|s| s.media_port)
                 .or(file.media_port)
                 .unwrap_or(50000),
-            workers: s.as_ref().and_then(|s| s.workers).or(file.workers).unwrap_or(0),
+            workers: s
+                .as_ref()
+                .and_then(|s| s.workers)
+                .or(file.workers)
+                .unwrap_or(0),
             dev: s.as_ref().is_some_and(|s| s.dev) || file.dev.unwrap_or(false),
         })
     }

@@ -54,5 +54,8 @@ fn three_join_one_leaves_a_fourth_joins_late() {
         .filter(|l| l.starts_with("gax_media_rtp_forwarded_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert!(forwarded > 1000, "forwarded only {forwarded} packets:\n{metrics}");
+    assert!(
+        forwarded > 1000,
+        "forwarded only {forwarded} packets:\n{metrics}"
+    );
 }

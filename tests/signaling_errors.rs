@@ -14,13 +14,19 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Sends `frames` on a fresh connection and returns (the error message, the close code).
-async fn exchange(gax: &Gax, bearer: Option<&str>, frames: Vec<Message>) -> (Option<Value>, Option<u16>) {
+async fn exchange(
+    gax: &Gax,
+    bearer: Option<&str>,
+    frames: Vec<Message>,
+) -> (Option<Value>, Option<u16>) {
     let mut req = gax.ws_url().into_client_request().unwrap();
     if let Some(t) = bearer {
         req.headers_mut()
             .insert("Authorization", format!("Bearer {t}").parse().unwrap());
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
     for f in frames {
         ws.send(f).await.expect("send");
     }
@@ -81,7 +87,9 @@ async fn websocket_bad_input_gets_error_and_close_code() {
     let (err, code) = exchange(
         &gax,
         None,
-        vec![text(json!({"type": "join", "version": 1, "token": good, "sdp": "x", "colour": 1}))],
+        vec![text(
+            json!({"type": "join", "version": 1, "token": good, "sdp": "x", "colour": 1}),
+        )],
     )
     .await;
     assert_eq!(code, Some(4400));
@@ -106,7 +114,9 @@ async fn websocket_bad_input_gets_error_and_close_code() {
     let (_, code) = exchange(
         &gax,
         None,
-        vec![text(json!({"type": "join", "version": 99, "token": good, "sdp": "x"}))],
+        vec![text(
+            json!({"type": "join", "version": 99, "token": good, "sdp": "x"}),
+        )],
     )
     .await;
     assert_eq!(code, Some(4426));
@@ -131,7 +141,10 @@ async fn websocket_bad_input_gets_error_and_close_code() {
     drop(other);
     let (err, code) = exchange(&gax, None, vec![join(&forged, None, "x")]).await;
     assert_eq!(code, Some(4401));
-    assert!(err.unwrap()["message"].as_str().unwrap().contains("signature"));
+    assert!(err.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("signature"));
 
     // Expired (ttl 1s, wait it out).
     let short = gax.token(&["--room", "r1", "--identity", "bob", "--ttl", "1s"]);
@@ -154,7 +167,9 @@ async fn websocket_bad_input_gets_error_and_close_code() {
     let (err, code) = exchange(
         &gax,
         Some(&good),
-        vec![text(json!({"type": "join", "version": 1, "sdp": "v=0\r\nbroken"}))],
+        vec![text(
+            json!({"type": "join", "version": 1, "sdp": "v=0\r\nbroken"}),
+        )],
     )
     .await;
     assert_eq!(code, Some(4415));
@@ -163,7 +178,10 @@ async fn websocket_bad_input_gets_error_and_close_code() {
     // Every refusal was counted, and the server still serves.
     let (status, _, metrics) = gax.get("/metrics");
     assert_eq!(status, 200);
-    assert!(metrics.contains("gax_ws_closed_total{code=\"4401\"}"), "{metrics}");
+    assert!(
+        metrics.contains("gax_ws_closed_total{code=\"4401\"}"),
+        "{metrics}"
+    );
     assert_eq!(gax.get("/healthz").0, 200);
     assert!(gax.terminate(), "SIGTERM gives a clean exit");
 }
@@ -173,7 +191,9 @@ fn http_errors_are_json() {
     let gax = Gax::start(&[]);
     let (status, head, body) = gax.get("/no/such/route");
     assert_eq!(status, 404);
-    assert!(head.to_lowercase().contains("content-type: application/json"));
+    assert!(head
+        .to_lowercase()
+        .contains("content-type: application/json"));
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"], "not_found");
 
@@ -202,7 +222,10 @@ fn dev_mode_hands_out_working_tokens_and_checks_its_query() {
 
     let (status, _, body) = gax.get("/api/dev/token?name=Ann");
     assert_eq!(status, 400);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"], "bad_request");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"],
+        "bad_request"
+    );
     let (status, _, _) = gax.get("/api/dev/token?room=demo&bogus=1");
     assert_eq!(status, 400);
 }
@@ -211,9 +234,7 @@ fn dev_mode_hands_out_working_tokens_and_checks_its_query() {
 fn garbage_datagrams_are_counted_and_dropped() {
     let gax = Gax::start(&["--workers", "2"]);
     let (_, _, metrics) = gax.get("/metrics");
-    // Find the media ports from the startup config: ask the metrics for worker labels, and
-    // the ports from the OS (the server logs them too); simplest is to scan our own process's
-    // sockets: instead, we send to every UDP port the server owns, found via /proc.
+    // The media ports are ephemeral here: read the server's UDP sockets from /proc.
     let ports = udp_ports_of(&gax);
     assert_eq!(ports.len(), 2, "two workers, two sockets: {ports:?}");
     let before = counter(&metrics, "gax_media_dropped_unknown_source_total");
@@ -223,7 +244,9 @@ fn garbage_datagrams_are_counted_and_dropped() {
         b"hello",
         &[0x80u8; 1200],
         // Looks like STUN (magic cookie) but belongs to no session.
-        &[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        &[
+            0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
     ];
     for p in &ports {
         for j in junk {
@@ -237,7 +260,10 @@ fn garbage_datagrams_are_counted_and_dropped() {
             assert!(counter(&m, "gax_media_packets_in_total") >= 8);
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "drops not counted:\n{m}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drops not counted:\n{m}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(gax.get("/healthz").0, 200, "the server survived");
@@ -254,9 +280,12 @@ fn counter(metrics: &str, name: &str) -> u64 {
 
 /// The UDP ports the server process has open (its media sockets), read from /proc.
 fn udp_ports_of(gax: &Gax) -> Vec<u16> {
-    let pid = gax_pid(gax);
+    let pid = gax.pid();
     let mut inodes = Vec::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
         if let Ok(link) = std::fs::read_link(fd.path()) {
             let l = link.to_string_lossy().to_string();
             if let Some(i) = l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
@@ -280,8 +309,4 @@ fn udp_ports_of(gax: &Gax) -> Vec<u16> {
         .collect();
     ports.sort();
     ports
-}
-
-fn gax_pid(gax: &Gax) -> u32 {
-    gax.pid()
 }

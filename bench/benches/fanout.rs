@@ -37,10 +37,7 @@ fn fanout(c: &mut Criterion) {
         assert_eq!(rtp, n, "one publisher packet must give {n} RTP datagrams");
         room.settle().expect("settle");
 
-        let stats_before = (
-            room.stats().rtp_in.get(),
-            room.stats().rtp_forwarded.get(),
-        );
+        let stats_before = (room.stats().rtp_in.get(), room.stats().rtp_forwarded.get());
         let mut packets_in = 0u64;
         let mut datagrams_out = 0u64;
         let mut batch: Vec<PublisherPacket> = Vec::with_capacity(CHUNK as usize);

@@ -93,7 +93,11 @@ pub struct Client {
 }
 
 impl Client {
-    fn new(index: usize, now: Instant, events: UnboundedReceiver<PeerEvent>) -> Result<Self, Error> {
+    fn new(
+        index: usize,
+        now: Instant,
+        events: UnboundedReceiver<PeerEvent>,
+    ) -> Result<Self, Error> {
         let id = ParticipantId(index as u64 + 1);
         // 10.1.x.y: one address per client, never touching a real interface.
         let ip = Ipv4Addr::new(10, 1, (index / 250) as u8, (index % 250) as u8 + 1);
@@ -271,7 +275,9 @@ impl InMemoryRoom {
     }
 
     fn ready(&self) -> bool {
-        self.clients.iter().all(|c| c.connected && c.server_connected)
+        self.clients
+            .iter()
+            .all(|c| c.connected && c.server_connected)
             && self.clients[1..].iter().all(|c| c.offers_answered > 0)
     }
 
@@ -472,7 +478,6 @@ pub fn is_rtp(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-    use std::sync::Mutex;
 
     /// One publisher packet becomes exactly one SRTP datagram per subscriber, each to a
     /// different subscriber, and every subscriber decrypts the publisher's payload from it.
@@ -487,23 +492,39 @@ mod tests {
             let packet = room.publisher_packet().unwrap();
             let out = room.forward_collect(&packet);
             let rtp: Vec<&(SocketAddr, Vec<u8>)> = out.iter().filter(|(_, d)| is_rtp(d)).collect();
-            assert_eq!(rtp.len(), N, "round {round}: RTP datagrams out for one packet in");
+            assert_eq!(
+                rtp.len(),
+                N,
+                "round {round}: RTP datagrams out for one packet in"
+            );
             let dests: HashSet<SocketAddr> = rtp.iter().map(|(a, _)| *a).collect();
             let subs: HashSet<SocketAddr> = room.subscriber_addrs().into_iter().collect();
-            assert_eq!(dests, subs, "round {round}: one datagram per distinct subscriber");
+            assert_eq!(
+                dests, subs,
+                "round {round}: one datagram per distinct subscriber"
+            );
             for (_, d) in &rtp {
-                // SRTP: header + payload + 16-byte GCM tag (or 10-byte HMAC), never cleartext.
-                assert!(d.len() > PAYLOAD_SIZE + 12, "datagram too short: {}", d.len());
+                // SRTP with an AEAD-GCM profile: header + payload + 16-byte tag (an
+                // AES_CM_HMAC_SHA1_80 profile would add 10), and no cleartext.
+                assert_eq!(srtp_trailer_len(d), 16, "SRTP authentication tag length");
                 assert!(
                     !d.windows(64).any(|w| w.iter().all(|b| *b == 0)),
                     "the payload's zero filler appears in clear: not encrypted"
                 );
             }
 
-            let before: Vec<u64> = room.subscriber_clients().iter().map(|c| c.rtp_received).collect();
+            let before: Vec<u64> = room
+                .subscriber_clients()
+                .iter()
+                .map(|c| c.rtp_received)
+                .collect();
             room.deliver(out).unwrap();
             for (i, c) in room.subscriber_clients().iter().enumerate() {
-                assert_eq!(c.rtp_received, before[i] + 1, "subscriber {i} decrypted the packet");
+                assert_eq!(
+                    c.rtp_received,
+                    before[i] + 1,
+                    "subscriber {i} decrypted the packet"
+                );
                 let payload = c.last_rtp_payload.as_deref().unwrap();
                 assert_eq!(payload.len(), PAYLOAD_SIZE);
                 assert_eq!(payload[0] & 0x80, 0x80, "VP8 descriptor survives the trip");
@@ -532,48 +553,20 @@ mod tests {
             }
         }
         // A few RTCP sender reports on top of the RTP.
-        assert!(total >= packets * N && total < packets * N + packets / 4, "total {total}");
+        assert!(
+            total >= packets * N && total < packets * N + packets / 4,
+            "total {total}"
+        );
     }
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
+    /// Bytes after header and payload of an SRTP datagram of ours: the authentication tag.
+    fn srtp_trailer_len(d: &[u8]) -> usize {
+        let mut header = 12 + 4 * (d[0] & 0x0f) as usize;
+        if d[0] & 0x10 != 0 {
+            let words = u16::from_be_bytes([d[header + 2], d[header + 3]]) as usize;
+            header += 4 + 4 * words;
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Reports the SRTP profile str0m's DTLS negotiated between client and server (from its
-    /// debug log, both ends log it), and checks it is an AEAD-GCM one.
-    #[test]
-    fn negotiated_srtp_profile_is_aes_gcm() {
-        let log = Capture::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            InMemoryRoom::new(1).expect("room connects");
-        });
-        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-        eprintln!("LOG {} lines\n{}", text.lines().count(), text.lines().filter(|l| l.contains("DTLS") || l.contains("rofile")).collect::<Vec<_>>().join("\n"));
-        let profiles: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.split("keying material and profile: ").nth(1))
-            .map(str::trim)
-            .collect();
-        println!("negotiated SRTP profiles (one per DTLS end): {profiles:?}");
-        // Publisher and subscriber, each seen from the client and the server end.
-        assert_eq!(profiles.len(), 4, "{profiles:?}");
-        assert!(profiles.iter().all(|p| *p == profiles[0]), "{profiles:?}");
-        assert!(profiles[0].contains("GCM"), "{profiles:?}");
+        d.len() - header - PAYLOAD_SIZE
     }
 
     #[test]
@@ -582,7 +575,9 @@ mod tests {
         assert!(is_rtp(&[0x90, 0x80 | 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]));
         assert!(!is_rtp(&[0x80, 200, 0, 6, 0, 0, 0, 0, 0, 0, 0, 1])); // SR
         assert!(!is_rtp(&[0x81, 206, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1])); // PLI
-        assert!(!is_rtp(&[0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0])); // STUN
+        assert!(!is_rtp(&[
+            0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0
+        ])); // STUN
         assert!(!is_rtp(&[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0])); // DTLS
     }
 }

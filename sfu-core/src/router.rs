@@ -161,7 +161,13 @@ impl Router {
         };
         self.rooms
             .get(&p.room)
-            .map(|r| r.participants.iter().copied().filter(|x| *x != who).collect())
+            .map(|r| {
+                r.participants
+                    .iter()
+                    .copied()
+                    .filter(|x| *x != who)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -203,7 +209,11 @@ impl Router {
     /// All producers in `who`'s room that `who` does not own (what a newcomer must receive).
     pub fn producers_for(&self, who: ParticipantId) -> Vec<(ProducerKey, Kind)> {
         let mut out = Vec::new();
-        if !self.participants.get(&who).is_some_and(|p| p.grants.subscribe) {
+        if !self
+            .participants
+            .get(&who)
+            .is_some_and(|p| p.grants.subscribe)
+        {
             return out;
         }
         for other in self.peers_of(who) {
@@ -237,7 +247,11 @@ impl Router {
     }
 
     /// Adds a (not yet negotiated) consumer of `producer` for `subscriber`; returns its tag.
-    pub fn add_consumer(&mut self, producer: ProducerKey, subscriber: ParticipantId) -> Option<u64> {
+    pub fn add_consumer(
+        &mut self,
+        producer: ProducerKey,
+        subscriber: ParticipantId,
+    ) -> Option<u64> {
         let p = self.producers.get_mut(&producer)?;
         self.next_tag += 1;
         let tag = self.next_tag;
@@ -367,8 +381,14 @@ mod tests {
         r.join("b", pid(3), Grants::default());
         assert!(r.add_producer(pid(1), test_media_id("0"), Kind::Audio));
         assert!(r.add_producer(pid(1), test_media_id("1"), Kind::Video));
-        assert!(!r.add_producer(pid(1), test_media_id("1"), Kind::Video), "duplicate");
-        assert!(!r.add_producer(pid(9), test_media_id("0"), Kind::Audio), "unknown");
+        assert!(
+            !r.add_producer(pid(1), test_media_id("1"), Kind::Video),
+            "duplicate"
+        );
+        assert!(
+            !r.add_producer(pid(9), test_media_id("0"), Kind::Audio),
+            "unknown"
+        );
 
         // Room isolation: 3 is in another room.
         assert_eq!(r.peers_of(pid(1)), vec![pid(2)]);
@@ -382,8 +402,10 @@ mod tests {
             tags.push(r.add_consumer(*k, pid(2)).unwrap());
         }
         assert_eq!(r.activate_offered(pid(2)), vec![], "nothing offered yet");
-        r.consumer_offered(pid(2), tags[0], test_media_id("5")).unwrap();
-        r.consumer_offered(pid(2), tags[1], test_media_id("6")).unwrap();
+        r.consumer_offered(pid(2), tags[0], test_media_id("5"))
+            .unwrap();
+        r.consumer_offered(pid(2), tags[1], test_media_id("6"))
+            .unwrap();
         assert_eq!(r.activate_offered(pid(2)).len(), 2);
         assert_eq!(
             r.producer_of(pid(2), test_media_id("6")).map(|k| k.owner),
@@ -397,7 +419,11 @@ mod tests {
         assert!(!dep.room_empty);
         assert_eq!(r.counts(), (2, 0));
         assert!(r.leave(pid(2)).room_empty);
-        assert_eq!(r.leave(pid(2)), Departure::default(), "second leave is a no-op");
+        assert_eq!(
+            r.leave(pid(2)),
+            Departure::default(),
+            "second leave is a no-op"
+        );
     }
 
     #[test]
@@ -413,10 +439,16 @@ mod tests {
         };
         r.join("a", pid(1), speaker);
         r.join("a", pid(2), viewer);
-        assert!(!r.add_producer(pid(2), test_media_id("0"), Kind::Audio), "viewer cannot publish");
+        assert!(
+            !r.add_producer(pid(2), test_media_id("0"), Kind::Audio),
+            "viewer cannot publish"
+        );
         assert!(r.add_producer(pid(1), test_media_id("0"), Kind::Audio));
         assert_eq!(r.subscribers_of(pid(1)), vec![pid(2)]);
-        assert!(r.subscribers_of(pid(2)).is_empty(), "speaker does not subscribe");
+        assert!(
+            r.subscribers_of(pid(2)).is_empty(),
+            "speaker does not subscribe"
+        );
         assert!(r.producers_for(pid(1)).is_empty());
         assert_eq!(r.producers_for(pid(2)).len(), 1);
     }
@@ -444,7 +476,11 @@ mod tests {
         let c = r.consumer(pid(2), tag).unwrap();
         assert_eq!(c.rewrite_seq(70_000), 1);
         assert_eq!(c.rewrite_seq(70_005), 6);
-        assert_eq!(c.rewrite_seq(69_990), 0, "reordered old packet does not underflow");
+        assert_eq!(
+            c.rewrite_seq(69_990),
+            0,
+            "reordered old packet does not underflow"
+        );
     }
 
     #[test]
@@ -459,9 +495,15 @@ mod tests {
         let p = r.producer_mut(&key).unwrap();
         let t0 = Instant::now();
         assert!(p.want_keyframe(t0));
-        assert!(!p.want_keyframe(t0 + Duration::from_millis(100)), "throttled");
+        assert!(
+            !p.want_keyframe(t0 + Duration::from_millis(100)),
+            "throttled"
+        );
         assert!(!p.keyframe_due(t0 + Duration::from_millis(200)));
-        assert!(p.keyframe_due(t0 + KEYFRAME_THROTTLE), "remembered request fires");
+        assert!(
+            p.keyframe_due(t0 + KEYFRAME_THROTTLE),
+            "remembered request fires"
+        );
         assert!(!p.keyframe_due(t0 + KEYFRAME_THROTTLE * 3), "only once");
     }
 

@@ -130,7 +130,10 @@ pub enum SessionEvent {
 /// One unit of output from [`Session::poll`].
 #[derive(Debug)]
 pub enum SessionOutput {
-    Transmit { to: SocketAddr, data: Vec<u8> },
+    Transmit {
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
     Event(SessionEvent),
     /// Nothing more to do until this instant (or until new input).
     Wait(Instant),
@@ -220,8 +223,8 @@ impl Session {
 
     /// Accepts the peer's offer and returns our answer as SDP text.
     pub fn accept_offer(&mut self, offer_sdp: &str) -> Result<String, SessionError> {
-        let offer =
-            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SessionError::BadSdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp)
+            .map_err(|e| SessionError::BadSdp(e.to_string()))?;
         let answer = self
             .rtc
             .sdp_api()
@@ -304,7 +307,13 @@ impl Session {
     }
 
     /// True if `data` from `source` belongs to this session (used to learn a new peer address).
-    pub fn accepts(&self, now: Instant, source: SocketAddr, local: SocketAddr, data: &[u8]) -> bool {
+    pub fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let Ok(contents) = data.try_into() else {
             return false;
         };
@@ -433,7 +442,6 @@ impl Session {
                             media: MediaId(stream.mid()),
                             layer: stream.rid().map(Layer),
                         };
-                        drop(api);
                         self.ssrc_routes.push(r);
                         r
                     }
@@ -505,10 +513,16 @@ impl Session {
             ..Default::default()
         };
         tx.write_rtp(
-            RtpWrite::new(Pt::from(pt), SeqNo::from(seq), timestamp, wallclock, payload.clone())
-                .marker(marker)
-                .ext_vals(ext)
-                .nackable(nackable),
+            RtpWrite::new(
+                Pt::from(pt),
+                SeqNo::from(seq),
+                timestamp,
+                wallclock,
+                payload.clone(),
+            )
+            .marker(marker)
+            .ext_vals(ext)
+            .nackable(nackable),
         );
         true
     }

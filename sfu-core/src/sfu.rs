@@ -128,13 +128,7 @@ impl Sfu {
             load[r.worker] += r.members;
         }
         let worker = (0..load.len()).min_by_key(|i| load[*i]).unwrap_or(0);
-        rooms.insert(
-            room.to_owned(),
-            RoomPlace {
-                worker,
-                members: 1,
-            },
-        );
+        rooms.insert(room.to_owned(), RoomPlace { worker, members: 1 });
         worker
     }
 

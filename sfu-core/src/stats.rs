@@ -74,20 +74,85 @@ impl WorkerStats {
     /// (metric name, help, value, is_counter) for every field, for exposition.
     pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 15] {
         [
-            ("packets_in_total", "Datagrams received", self.packets_in.get(), true),
-            ("bytes_in_total", "Bytes received", self.bytes_in.get(), true),
-            ("packets_out_total", "Datagrams sent", self.packets_out.get(), true),
+            (
+                "packets_in_total",
+                "Datagrams received",
+                self.packets_in.get(),
+                true,
+            ),
+            (
+                "bytes_in_total",
+                "Bytes received",
+                self.bytes_in.get(),
+                true,
+            ),
+            (
+                "packets_out_total",
+                "Datagrams sent",
+                self.packets_out.get(),
+                true,
+            ),
             ("bytes_out_total", "Bytes sent", self.bytes_out.get(), true),
-            ("rtp_in_total", "RTP packets received from publishers", self.rtp_in.get(), true),
-            ("rtp_forwarded_total", "RTP packets written to subscribers", self.rtp_forwarded.get(), true),
-            ("dropped_unknown_source_total", "Datagrams from unknown addresses that were not our STUN", self.dropped_unknown_source.get(), true),
-            ("dropped_rejected_total", "Datagrams a session refused", self.dropped_rejected.get(), true),
-            ("dropped_no_route_total", "RTP packets on unrouted tracks", self.dropped_no_route.get(), true),
-            ("dropped_codec_total", "RTP packets whose codec the subscriber lacks", self.dropped_codec.get(), true),
-            ("dropped_not_ready_total", "RTP packets for subscriber tracks not ready", self.dropped_not_ready.get(), true),
-            ("dropped_send_total", "Datagrams the kernel refused", self.dropped_send.get(), true),
-            ("keyframe_requests_total", "Keyframe requests sent to publishers", self.keyframe_requests.get(), true),
-            ("sessions_failed_total", "Sessions that ended without a leave", self.sessions_failed.get(), true),
+            (
+                "rtp_in_total",
+                "RTP packets received from publishers",
+                self.rtp_in.get(),
+                true,
+            ),
+            (
+                "rtp_forwarded_total",
+                "RTP packets written to subscribers",
+                self.rtp_forwarded.get(),
+                true,
+            ),
+            (
+                "dropped_unknown_source_total",
+                "Datagrams from unknown addresses that were not our STUN",
+                self.dropped_unknown_source.get(),
+                true,
+            ),
+            (
+                "dropped_rejected_total",
+                "Datagrams a session refused",
+                self.dropped_rejected.get(),
+                true,
+            ),
+            (
+                "dropped_no_route_total",
+                "RTP packets on unrouted tracks",
+                self.dropped_no_route.get(),
+                true,
+            ),
+            (
+                "dropped_codec_total",
+                "RTP packets whose codec the subscriber lacks",
+                self.dropped_codec.get(),
+                true,
+            ),
+            (
+                "dropped_not_ready_total",
+                "RTP packets for subscriber tracks not ready",
+                self.dropped_not_ready.get(),
+                true,
+            ),
+            (
+                "dropped_send_total",
+                "Datagrams the kernel refused",
+                self.dropped_send.get(),
+                true,
+            ),
+            (
+                "keyframe_requests_total",
+                "Keyframe requests sent to publishers",
+                self.keyframe_requests.get(),
+                true,
+            ),
+            (
+                "sessions_failed_total",
+                "Sessions that ended without a leave",
+                self.sessions_failed.get(),
+                true,
+            ),
             ("sessions", "Live sessions", self.sessions.get(), false),
         ]
     }

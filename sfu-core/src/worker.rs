@@ -19,9 +19,7 @@ use str0m::config::DtlsCert;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::router::{Grants, ProducerKey, Router};
-use crate::session::{
-    Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput,
-};
+use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;
 use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
 
@@ -159,7 +157,10 @@ impl WorkerCore {
 
     /// The peer answered our last offer.
     pub fn answer(&mut self, now: Instant, who: ParticipantId, sdp: &str) -> Result<(), SfuError> {
-        let peer = self.peers.get_mut(&who).ok_or(SfuError::UnknownParticipant)?;
+        let peer = self
+            .peers
+            .get_mut(&who)
+            .ok_or(SfuError::UnknownParticipant)?;
         match guarded(|| peer.session.accept_answer(sdp)) {
             Some(r) => r?,
             None => {
@@ -244,7 +245,12 @@ impl WorkerCore {
 
     /// A datagram from an address we have not seen: only STUN for one of our sessions may
     /// introduce it. Anything else is counted and dropped.
-    fn learn_address(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Option<ParticipantId> {
+    fn learn_address(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        data: &[u8],
+    ) -> Option<ParticipantId> {
         let is_stun = data.len() >= 20 && data[0] < 2 && data[4..8] == [0x21, 0x12, 0xa4, 0x42];
         if !is_stun {
             self.stats.dropped_unknown_source.inc();

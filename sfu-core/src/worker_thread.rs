@@ -67,8 +67,13 @@ pub(crate) fn spawn(
     cert: str0m::config::DtlsCert,
 ) -> Result<WorkerHandle, SfuError> {
     let std_sock = std::net::UdpSocket::bind(bind).map_err(|e| SfuError::Bind(bind, e))?;
-    std_sock.set_nonblocking(true).map_err(|e| SfuError::Bind(bind, e))?;
-    let port = std_sock.local_addr().map_err(|e| SfuError::Bind(bind, e))?.port();
+    std_sock
+        .set_nonblocking(true)
+        .map_err(|e| SfuError::Bind(bind, e))?;
+    let port = std_sock
+        .local_addr()
+        .map_err(|e| SfuError::Bind(bind, e))?
+        .port();
     let mut socket = UdpSocket::from_std(std_sock);
     let poll = Poll::new().map_err(|e| SfuError::Bind(bind, e))?;
     poll.registry()

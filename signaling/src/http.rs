@@ -71,20 +71,37 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             let _ = writeln!(out, "# HELP gax_media_{name} {help}");
             let _ = writeln!(out, "# TYPE gax_media_{name} {kind}");
             for (w, s) in stats.iter().enumerate() {
-                let _ = writeln!(out, "gax_media_{name}{{worker=\"{w}\"}} {}", s.fields()[i].2);
+                let _ = writeln!(
+                    out,
+                    "gax_media_{name}{{worker=\"{w}\"}} {}",
+                    s.fields()[i].2
+                );
             }
         }
     }
-    let _ = writeln!(out, "# HELP gax_ws_connections_total Call WebSocket connections opened");
+    let _ = writeln!(
+        out,
+        "# HELP gax_ws_connections_total Call WebSocket connections opened"
+    );
     let _ = writeln!(out, "# TYPE gax_ws_connections_total counter");
-    let _ = writeln!(out, "gax_ws_connections_total {}", app.stats.connections.get());
-    let _ = writeln!(out, "# HELP gax_ws_closed_total Call WebSocket connections closed, by close code");
+    let _ = writeln!(
+        out,
+        "gax_ws_connections_total {}",
+        app.stats.connections.get()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP gax_ws_closed_total Call WebSocket connections closed, by close code"
+    );
     let _ = writeln!(out, "# TYPE gax_ws_closed_total counter");
     for (code, n) in app.stats.closes() {
         let _ = writeln!(out, "gax_ws_closed_total{{code=\"{code}\"}} {n}");
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
 }
@@ -109,16 +126,23 @@ pub async fn dev_token(
     }
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if q.room.is_empty() || q.room.len() > 128 {
-        return Err(ApiError::BadRequest("room must be 1 to 128 characters".into()));
+        return Err(ApiError::BadRequest(
+            "room must be 1 to 128 characters".into(),
+        ));
     }
-    let name = q.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "guest".into());
+    let name = q
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "guest".into());
     let identity = format!("{name}-{:08x}", rand_suffix());
     let claims = Claims::for_room(&identity, Some(&name), &q.room, Duration::from_secs(3600));
     let token = app
         .tokens
         .mint(&claims)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(serde_json::json!({ "token": token, "room": q.room, "identity": identity })))
+    Ok(Json(
+        serde_json::json!({ "token": token, "room": q.room, "identity": identity }),
+    ))
 }
 
 fn rand_suffix() -> u32 {

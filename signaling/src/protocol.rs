@@ -194,7 +194,8 @@ pub fn parse(text: &str) -> Result<ClientMessage, ParseError> {
         Ok(m) => Ok(m),
         Err(e) => {
             // Distinguish "well-formed but unknown type" for a clearer error.
-            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(text)
+            if let Ok(serde_json::Value::Object(o)) =
+                serde_json::from_str::<serde_json::Value>(text)
             {
                 if let Some(serde_json::Value::String(t)) = o.get("type") {
                     if !KNOWN_TYPES.contains(&t.as_str()) {
@@ -259,7 +260,10 @@ mod tests {
     fn refuses_bad_messages_with_clear_reasons() {
         assert!(matches!(parse("{not json"), Err(ParseError::Invalid(_))));
         assert!(matches!(parse("[]"), Err(ParseError::Invalid(_))));
-        assert!(matches!(parse(r#"{"sdp":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(
+            parse(r#"{"sdp":"x"}"#),
+            Err(ParseError::Invalid(_))
+        ));
         assert_eq!(
             parse(r#"{"type":"dance"}"#),
             Err(ParseError::UnknownType("dance".into()))
@@ -272,10 +276,16 @@ mod tests {
             parse(r#"{"type":"mute","kind":"smell","muted":true}"#),
             Err(ParseError::Invalid(_))
         ));
-        let big = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
+        let big = format!(
+            r#"{{"type":"answer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
         let err = parse(&big).unwrap_err();
         assert_eq!(err.close_code(), close::TOO_BIG);
-        assert_eq!(ParseError::UnknownType("x".into()).close_code(), close::BAD_MESSAGE);
+        assert_eq!(
+            ParseError::UnknownType("x".into()).close_code(),
+            close::BAD_MESSAGE
+        );
     }
 
     #[test]
@@ -288,6 +298,9 @@ mod tests {
         let p = ServerMessage::ParticipantLeft {
             participant: "p1".into(),
         };
-        assert_eq!(p.to_json(), r#"{"type":"participant_left","participant":"p1"}"#);
+        assert_eq!(
+            p.to_json(),
+            r#"{"type":"participant_left","participant":"p1"}"#
+        );
     }
 }

@@ -132,14 +132,22 @@ mod tests {
         assert!(rooms.enter("r", info("a"), tx1).is_empty());
         let before = rooms.enter("r", info("b"), tx2);
         assert_eq!(before, vec![info("a")]);
-        assert!(matches!(rx1.try_recv(), Ok(ServerMessage::ParticipantJoined { participant }) if participant.id == "b"));
+        assert!(
+            matches!(rx1.try_recv(), Ok(ServerMessage::ParticipantJoined { participant }) if participant.id == "b")
+        );
         assert!(rx2.try_recv().is_err(), "b is not told about itself");
 
         rooms.set_muted("r", "b", MediaKind::Audio, true);
-        assert!(matches!(rx1.try_recv(), Ok(ServerMessage::Mute { muted: true, .. })));
+        assert!(matches!(
+            rx1.try_recv(),
+            Ok(ServerMessage::Mute { muted: true, .. })
+        ));
         let (tx3, _rx3) = unbounded_channel();
         let seen = rooms.enter("r", info("c"), tx3);
-        assert!(seen.iter().any(|p| p.id == "b" && p.audio_muted), "late joiner sees mute state");
+        assert!(
+            seen.iter().any(|p| p.id == "b" && p.audio_muted),
+            "late joiner sees mute state"
+        );
 
         rooms.leave("r", "b");
         rooms.leave("r", "b");

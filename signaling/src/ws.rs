@@ -22,7 +22,11 @@ use crate::App;
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET /ws`: upgrades to the call protocol.
-pub async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let bearer = crate::http::bearer_token(&headers);
     // Frames above our own limit still reach `parse`, which answers 1009 with a message;
     // only far larger ones are cut by the transport.
@@ -112,7 +116,11 @@ impl Conn {
         let first = match tokio::time::timeout(JOIN_TIMEOUT, self.next()).await {
             Err(_) => {
                 return self
-                    .finish(End::error(close::JOIN_TIMEOUT, "join_timeout", "no join received in time"))
+                    .finish(End::error(
+                        close::JOIN_TIMEOUT,
+                        "join_timeout",
+                        "no join received in time",
+                    ))
                     .await
             }
             Ok(Incoming::Closed) => return,
@@ -123,7 +131,11 @@ impl Conn {
             Ok(m @ ClientMessage::Join { .. }) => m,
             Ok(_) => {
                 return self
-                    .finish(End::error(close::BAD_MESSAGE, "join_first", "the first message must be join"))
+                    .finish(End::error(
+                        close::BAD_MESSAGE,
+                        "join_first",
+                        "the first message must be join",
+                    ))
                     .await
             }
             Err(e) => {
@@ -147,7 +159,11 @@ impl Conn {
             sdp,
         } = join
         else {
-            return Err(End::error(close::BAD_MESSAGE, "join_first", "expected join"));
+            return Err(End::error(
+                close::BAD_MESSAGE,
+                "join_first",
+                "expected join",
+            ));
         };
         if version != PROTOCOL_VERSION {
             return Err(End::error(
@@ -157,7 +173,11 @@ impl Conn {
             ));
         }
         let token = token.or(bearer).ok_or_else(|| {
-            End::error(close::UNAUTHORIZED, "unauthorized", "a token is required (join.token or Authorization: Bearer)")
+            End::error(
+                close::UNAUTHORIZED,
+                "unauthorized",
+                "a token is required (join.token or Authorization: Bearer)",
+            )
         })?;
         let claims = self.app.tokens.verify(&token).map_err(|e| {
             let code = match e {
@@ -166,10 +186,13 @@ impl Conn {
             };
             End::error(close::UNAUTHORIZED, code, e.to_string())
         })?;
-        let granted = claims
-            .room
-            .clone()
-            .ok_or_else(|| End::error(close::FORBIDDEN, "forbidden", "the token grants no call room"))?;
+        let granted = claims.room.clone().ok_or_else(|| {
+            End::error(
+                close::FORBIDDEN,
+                "forbidden",
+                "the token grants no call room",
+            )
+        })?;
         let room = room.unwrap_or_else(|| granted.clone());
         if room != granted {
             return Err(End::error(
@@ -228,9 +251,11 @@ impl Conn {
             published: published.clone(),
         };
         for t in &published {
-            self.app
-                .rooms
-                .broadcast(&room, &id, &ServerMessage::TrackPublished { track: t.clone() });
+            self.app.rooms.broadcast(
+                &room,
+                &id,
+                &ServerMessage::TrackPublished { track: t.clone() },
+            );
         }
         let ok = self
             .send(&ServerMessage::Joined {

@@ -111,7 +111,8 @@ async function join(room, name) {
     state.pc = pc;
     if (state.local) {
       for (const track of state.local.getTracks()) {
-        pc.addTransceiver(track, { direction: "sendonly", streams: [state.local] });
+        const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [state.local] });
+        if (track.kind === "video" && params.get("codec")) preferCodec(tr, params.get("codec"));
       }
     }
     pc.ontrack = onTrack;
@@ -144,6 +145,20 @@ async function join(room, name) {
     setStatus("not connected", "error");
     teardown();
   }
+}
+
+// `?codec=h264` (or vp8) publishes video with only that codec, e.g. to try H.264-only browsers.
+function preferCodec(transceiver, name) {
+  const wanted = "video/" + name.toLowerCase();
+  const caps = RTCRtpReceiver.getCapabilities("video");
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const codecs = caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
+  if (!codecs.length) {
+    showError(`this browser cannot send ${name}`);
+    return;
+  }
+  const extras = caps.codecs.filter((c) => /rtx|red|ulpfec/i.test(c.mimeType));
+  transceiver.setCodecPreferences([...codecs, ...extras]);
 }
 
 async function onMessage(msg) {
@@ -255,6 +270,10 @@ async function remoteStats() {
   }
   if (!state.pc) return out;
   const report = await state.pc.getStats();
+  const codecs = new Map();
+  report.forEach((s) => {
+    if (s.type === "codec") codecs.set(s.id, s.mimeType);
+  });
   report.forEach((s) => {
     if (s.type !== "inbound-rtp") return;
     const t = state.mids.get(s.mid);
@@ -265,6 +284,7 @@ async function remoteStats() {
         frameWidth: s.frameWidth || 0,
         frameHeight: s.frameHeight || 0,
         bytesReceived: s.bytesReceived || 0,
+        codec: codecs.get(s.codecId) || null,
       };
     } else {
       out[t.participant].audio = {

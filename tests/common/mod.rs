@@ -30,11 +30,8 @@ pub fn gax_bin() -> &'static str {
 impl Gax {
     /// Starts `gax serve` with its own data dir, HTTP port and ephemeral media ports.
     pub fn start(extra: &[&str]) -> Gax {
-        let data_dir = std::env::temp_dir().join(format!(
-            "gax-test-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let data_dir =
+            std::env::temp_dir().join(format!("gax-test-{}-{}", std::process::id(), free_port()));
         let _ = std::fs::remove_dir_all(&data_dir);
         // Retry on the rare race where another process takes the port we picked.
         for _ in 0..5 {
@@ -44,7 +41,10 @@ impl Gax {
                 .arg("--data-dir")
                 .arg(&data_dir)
                 .args(extra)
-                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                )
                 .stdin(Stdio::null())
                 .spawn()
                 .expect("spawn gax");

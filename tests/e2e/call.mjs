@@ -40,14 +40,14 @@ const browser = await chromium.launch({
 
 const pages = new Map(); // name -> page
 
-async function open(name) {
+async function open(name, extra = "") {
   const ctx = await browser.newContext({ permissions: ["camera", "microphone"] });
   const page = await ctx.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") log("console error", { name, text: m.text() });
   });
   page.on("pageerror", (e) => log("page error", { name, text: String(e) }));
-  const url = `${base}/?room=${encodeURIComponent(room)}&token=${encodeURIComponent(tokens[name])}&name=${encodeURIComponent(name)}&autojoin=1`;
+  const url = `${base}/?room=${encodeURIComponent(room)}&token=${encodeURIComponent(tokens[name])}&name=${encodeURIComponent(name)}&autojoin=1${extra}`;
   await page.goto(url);
   pages.set(name, page);
   return page;
@@ -66,6 +66,7 @@ async function decoding(name) {
       frames: p.video ? p.video.framesDecoded : 0,
       width: p.video ? p.video.frameWidth : 0,
       samples: p.audio ? p.audio.totalSamplesReceived : 0,
+      codec: p.video ? p.video.codec : null,
     };
   }
   return out;
@@ -121,10 +122,33 @@ async function expectGone(watchers, gone) {
   fail(`${gone} still shown after leaving`);
 }
 
+async function expectLabel(watchers, who, text) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    let ok = true;
+    for (const n of watchers) {
+      const labels = await pages.get(n).evaluate(() =>
+        [...document.querySelectorAll("#grid .tile .label")].map((l) => l.textContent),
+      );
+      if (!labels.some((l) => l.startsWith(who) && l.includes(text))) ok = false;
+    }
+    if (ok) {
+      log("label shown", { watchers, who, text });
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  fail(`${who}'s tile does not show "${text}"`);
+}
+
 let exitCode = 0;
 try {
   for (const n of ["alice", "bob", "carol"]) await open(n);
   await expectMesh(["alice", "bob", "carol"]);
+
+  // alice mutes her microphone: the others see it on her tile.
+  await pages.get("alice").click("#mute-audio");
+  await expectLabel(["bob", "carol"], "alice", "mic off");
 
   // carol leaves with the Leave button.
   await pages.get("carol").click("#leave");
@@ -132,9 +156,14 @@ try {
   const afterLeave = await decoding("alice");
   if (afterLeave.carol) fail("alice still has carol's stats after she left", { afterLeave });
 
-  // dave joins late and receives everyone; everyone receives dave.
-  await open("dave");
-  await expectMesh(["alice", "bob", "dave"]);
+  // dave joins late, publishing H.264 only; he receives everyone (VP8) and everyone decodes
+  // his H.264.
+  await open("dave", "&codec=h264");
+  const late = await expectMesh(["alice", "bob", "dave"]);
+  for (const n of ["alice", "bob"]) {
+    if (!/h264/i.test(late[n].dave.codec || "")) fail(`${n} receives dave as ${late[n].dave.codec}`, { late });
+  }
+  if (!/vp8/i.test(late.dave.alice.codec || "")) fail(`dave receives alice as ${late.dave.alice.codec}`, { late });
   log("PASS");
 } catch (e) {
   exitCode = 1;
