@@ -103,7 +103,9 @@ async function expectMesh(names) {
   fail("not every participant decodes every other", { names, stats: last });
 }
 
-async function expectGone(watchers, gone) {
+// Waits until `gone` has no tile on any watcher's page and each watcher's peer connection
+// receives exactly `liveTracks` tracks (the leaver's m-lines were stopped by renegotiation).
+async function expectGone(watchers, gone, liveTracks) {
   const deadline = Date.now() + STEP_TIMEOUT_MS;
   while (Date.now() < deadline) {
     let ok = true;
@@ -112,6 +114,10 @@ async function expectGone(watchers, gone) {
         [...document.querySelectorAll("#grid .tile .label")].map((l) => l.firstChild.textContent),
       );
       if (names.includes(gone)) ok = false;
+      const receiving = await pages.get(n).evaluate(
+        () => window.gax.state.pc.getTransceivers().filter((t) => !t.stopped && t.currentDirection === "recvonly").length,
+      );
+      if (receiving !== liveTracks) ok = false;
     }
     if (ok) {
       log("participant gone", { watchers, gone });
@@ -152,7 +158,7 @@ try {
 
   // carol leaves with the Leave button.
   await pages.get("carol").click("#leave");
-  await expectGone(["alice", "bob"], "carol");
+  await expectGone(["alice", "bob"], "carol", 2);
   const afterLeave = await decoding("alice");
   if (afterLeave.carol) fail("alice still has carol's stats after she left", { afterLeave });
 
