@@ -461,6 +461,8 @@ impl InMemoryRoom {
                     self.core.answer(now, id, &answer.to_sdp_string())?;
                 }
                 PeerEvent::Connected => c.server_connected = true,
+                // The publisher's own track is routed: signaling news, nothing to do here.
+                PeerEvent::Published(_) => {}
                 PeerEvent::Closed => return Err(format!("the server closed {}", c.id).into()),
             }
         }

@@ -61,6 +61,9 @@ pub enum PeerEvent {
         added: Vec<TrackInfo>,
         removed: Vec<String>,
     },
+    /// One of this participant's own tracks is now published to the room (its media arrived
+    /// and it is routed); `mid` is in the participant's own session.
+    Published(TrackInfo),
     /// ICE + DTLS connected.
     Connected,
     /// The media session ended (the participant left, timed out or failed).

@@ -15,7 +15,7 @@ use crate::router::Grants;
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
 use crate::worker_thread::{spawn, Command, WorkerHandle};
-use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
+use crate::{ParticipantId, PeerEvent, SfuError};
 
 /// How the media plane is laid out.
 #[derive(Debug, Clone)]
@@ -54,8 +54,6 @@ pub struct Joined {
     pub placement: Placement,
     /// Our SDP answer to the participant's offer.
     pub answer: String,
-    /// The tracks the participant publishes.
-    pub published: Vec<TrackInfo>,
 }
 
 struct RoomPlace {
@@ -173,7 +171,6 @@ impl Sfu {
                     worker,
                 },
                 answer: a.answer,
-                published: a.published,
             }),
             Err(e) => {
                 self.unplace(room);

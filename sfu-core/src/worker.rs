@@ -41,8 +41,8 @@ struct Peer {
 /// What a successful join returns.
 #[derive(Debug)]
 pub struct JoinAnswer {
+    /// Our SDP answer to the peer's offer.
     pub answer: String,
-    pub published: Vec<TrackInfo>,
 }
 
 /// The media state of one worker.
@@ -136,23 +136,7 @@ impl WorkerCore {
         self.negotiate(who);
         self.drive_dirty(now);
         self.bury(now);
-        let published = self.published_by(who);
-        Ok(JoinAnswer { answer, published })
-    }
-
-    fn published_by(&self, who: ParticipantId) -> Vec<TrackInfo> {
-        let mut out: Vec<TrackInfo> = self
-            .router
-            .producers_for_owner(who)
-            .into_iter()
-            .map(|(key, kind)| TrackInfo {
-                mid: key.media.as_str().to_owned(),
-                publisher: who,
-                kind,
-            })
-            .collect();
-        out.sort_by(|a, b| a.mid.cmp(&b.mid));
-        out
+        Ok(JoinAnswer { answer })
     }
 
     /// The peer answered our last offer.
@@ -374,6 +358,13 @@ impl WorkerCore {
             SessionEvent::Rtp(pkt) => self.forward(now, who, pkt),
             SessionEvent::Published { media, kind } => {
                 if self.router.add_producer(who, media, kind) {
+                    if let Some(p) = self.peers.get(&who) {
+                        let _ = p.events.send(PeerEvent::Published(TrackInfo {
+                            mid: media.as_str().to_owned(),
+                            publisher: who,
+                            kind,
+                        }));
+                    }
                     let key = ProducerKey { owner: who, media };
                     for other in self.router.subscribers_of(who) {
                         self.add_consumer(key, kind, other);

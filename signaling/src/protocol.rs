@@ -113,8 +113,6 @@ pub enum ServerMessage {
         room: String,
         sdp: String,
         participants: Vec<ParticipantInfo>,
-        /// The client's own published tracks (mids in its session).
-        published: Vec<Track>,
     },
     /// A server offer (renegotiation). `tracks` maps the new mids to their publishers;
     /// `removed` lists mids whose tracks ended. The client replies with `answer`.
@@ -129,7 +127,8 @@ pub enum ServerMessage {
     ParticipantLeft {
         participant: String,
     },
-    /// Someone published a track (its mid in the publisher's session).
+    /// A track went live: its media arrived and it is routed to the room. Sent to everyone,
+    /// the publisher included (`mid` is in the publisher's session).
     TrackPublished {
         track: Track,
     },

@@ -231,32 +231,16 @@ impl Conn {
             audio_muted: false,
             video_muted: false,
         };
-        let published: Vec<Track> = joined
-            .published
-            .iter()
-            .map(|t| Track {
-                mid: t.mid.clone(),
-                participant: id.clone(),
-                kind: t.kind.into(),
-            })
-            .collect();
         let (room_tx, mut room_rx) = mpsc::unbounded_channel();
         let others = self.app.rooms.enter(&room, me.clone(), room_tx);
-        tracing::info!(%room, participant = %id, tracks = published.len(), "joined");
-        let guard = Departure {
+        tracing::info!(%room, participant = %id, "joined");
+        let mut guard = Departure {
             app: self.app.clone(),
             room: room.clone(),
             id: id.clone(),
             placement: joined.placement,
-            published: published.clone(),
+            published: Vec::new(),
         };
-        for t in &published {
-            self.app.rooms.broadcast(
-                &room,
-                &id,
-                &ServerMessage::TrackPublished { track: t.clone() },
-            );
-        }
         let ok = self
             .send(&ServerMessage::Joined {
                 version: PROTOCOL_VERSION,
@@ -264,7 +248,6 @@ impl Conn {
                 room: room.clone(),
                 sdp: joined.answer,
                 participants: others,
-                published,
             })
             .await;
         if !ok {
@@ -316,6 +299,13 @@ impl Conn {
                                 .collect(),
                             removed,
                         },
+                        Some(PeerEvent::Published(t)) => {
+                            let track = Track { mid: t.mid, participant: id.clone(), kind: t.kind.into() };
+                            guard.published.push(track.clone());
+                            let msg = ServerMessage::TrackPublished { track };
+                            self.app.rooms.broadcast(&room, &id, &msg);
+                            msg
+                        }
                         Some(PeerEvent::Connected) => ServerMessage::MediaConnected,
                         Some(PeerEvent::Closed) | None => {
                             break End::error(close::MEDIA_FAILED, "media_failed", "the media connection ended")

@@ -15,6 +15,8 @@ const state = {
   peers: new Map(),
   // mid in our session -> { participant, kind }
   mids: new Map(),
+  // our own tracks the server routes (from track_published)
+  published: [],
   queue: Promise.resolve(),
   connected: false,
 };
@@ -207,8 +209,11 @@ async function onMessage(msg) {
     case "error":
       showError(`${msg.code}: ${msg.message}`);
       break;
+    case "track_published":
+      if (state.me && msg.track.participant === state.me.id) state.published.push(msg.track);
+      break;
     default:
-      break; // track_published/unpublished, pong: nothing to draw
+      break; // track_unpublished, pong: nothing to draw
   }
 }
 
@@ -245,7 +250,7 @@ function teardown() {
   if (state.pc) state.pc.close();
   if (state.local) for (const t of state.local.getTracks()) t.stop();
   for (const id of [...state.peers.keys()]) removePeer(id);
-  Object.assign(state, { ws: null, pc: null, local: null, me: null, connected: false });
+  Object.assign(state, { ws: null, pc: null, local: null, me: null, connected: false, published: [] });
   state.mids.clear();
   $("join-form").hidden = false;
   $("controls").hidden = true;

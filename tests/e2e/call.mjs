@@ -151,6 +151,10 @@ let exitCode = 0;
 try {
   for (const n of ["alice", "bob", "carol"]) await open(n);
   await expectMesh(["alice", "bob", "carol"]);
+  for (const n of ["alice", "bob", "carol"]) {
+    const own = await pages.get(n).evaluate(() => window.gax.state.published.map((t) => t.kind).sort());
+    if (JSON.stringify(own) !== JSON.stringify(["audio", "video"])) fail(`${n} got track_published for ${own}`);
+  }
 
   // alice mutes her microphone: the others see it on her tile.
   await pages.get("alice").click("#mute-audio");
