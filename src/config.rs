@@ -145,3 +145,76 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(config: Option<PathBuf>) -> CommonArgs {
+        CommonArgs {
+            config,
+            data_dir: None,
+            jwt_secret: None,
+        }
+    }
+
+    fn serve() -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            media_bind: None,
+            media_ip: None,
+            media_port: None,
+            workers: None,
+            dev: false,
+        }
+    }
+
+    #[test]
+    fn defaults_are_local_and_embedded() {
+        let c = Config::resolve(&common(None), Some(&serve())).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("gax-data"));
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.media_bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.media_port, 50000);
+        assert_eq!(c.workers, 0, "0 = one per core");
+        assert!(!c.dev);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("gax-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gax.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nmedia_port = 40000\nworkers = 3\nmedia_bind = \"0.0.0.0\"\n",
+        )
+        .unwrap();
+        let mut s = serve();
+        s.media_port = Some(41000);
+        let c = Config::resolve(&common(Some(file.clone())), Some(&s)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap(), "from the file");
+        assert_eq!(c.media_port, 41000, "the flag wins");
+        assert_eq!(c.workers, 3);
+        assert_eq!(
+            c.media_ip,
+            IpAddr::from([127, 0, 0, 1]),
+            "binding 0.0.0.0 advertises loopback unless told"
+        );
+
+        std::fs::write(&file, "lissen = \"x\"\n").unwrap();
+        let err = Config::resolve(&common(Some(file.clone())), Some(&serve())).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("lissen"),
+            "unknown keys are named: {err:#}"
+        );
+
+        let mut c = common(None);
+        c.jwt_secret = Some("short".into());
+        assert!(
+            Config::resolve(&c, None).is_err(),
+            "short secrets are refused"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
