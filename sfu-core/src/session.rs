@@ -204,6 +204,8 @@ impl Session {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            // Send-side bandwidth estimation stays off (no pacer) until simulcast layer
+            // selection needs it (issue 3). Incoming TWCC feedback to publishers is on anyway.
             .enable_bwe(None)
             .build(now);
         let candidate =

@@ -21,6 +21,9 @@ use crate::App;
 /// A client must send `join` this soon after connecting.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// ICE + DTLS must complete this soon after `joined`.
+pub const MEDIA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// `GET /ws`: upgrades to the call protocol.
 pub async fn upgrade(
     State(app): State<Arc<App>>,
@@ -255,8 +258,20 @@ impl Conn {
         }
 
         let mut shutdown = self.app.shutdown.clone();
+        // A participant whose media never connects (blocked UDP, wrong --media-ip) is told so
+        // instead of sitting in the room as a black tile.
+        let media_deadline = tokio::time::sleep(MEDIA_CONNECT_TIMEOUT);
+        tokio::pin!(media_deadline);
+        let mut media_up = false;
         let end = loop {
             tokio::select! {
+                _ = &mut media_deadline, if !media_up => {
+                    break End::error(
+                        close::MEDIA_FAILED,
+                        "media_timeout",
+                        format!("no media connection within {} s (is UDP to the media port blocked?)", MEDIA_CONNECT_TIMEOUT.as_secs()),
+                    );
+                }
                 incoming = self.next() => {
                     let text = match incoming {
                         Incoming::Text(t) => t,
@@ -306,7 +321,10 @@ impl Conn {
                             self.app.rooms.broadcast(&room, &id, &msg);
                             msg
                         }
-                        Some(PeerEvent::Connected) => ServerMessage::MediaConnected,
+                        Some(PeerEvent::Connected) => {
+                            media_up = true;
+                            ServerMessage::MediaConnected
+                        }
                         Some(PeerEvent::Closed) | None => {
                             break End::error(close::MEDIA_FAILED, "media_failed", "the media connection ended")
                         }
