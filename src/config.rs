@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -45,6 +46,10 @@ pub struct ServeArgs {
     /// Development mode: the page may fetch a token from /api/dev/token. Never in production.
     #[arg(long, env = "GAX_DEV")]
     pub dev: bool,
+    /// A call whose media (ICE + DTLS) is not up this long after joining is closed (4410).
+    /// [default: 30s]
+    #[arg(long, env = "GAX_MEDIA_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub media_timeout: Option<Duration>,
 }
 
 /// Keys accepted in the TOML file.
@@ -59,6 +64,8 @@ struct FileConfig {
     media_port: Option<u16>,
     workers: Option<usize>,
     dev: Option<bool>,
+    /// e.g. "30s"
+    media_timeout: Option<String>,
 }
 
 /// The resolved configuration.
@@ -72,6 +79,7 @@ pub struct Config {
     pub media_port: u16,
     pub workers: usize,
     pub dev: bool,
+    pub media_timeout: Duration,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -109,7 +117,21 @@ impl Config {
                 "the token secret must be at least 32 characters"
             );
         }
+        let media_timeout = match (
+            s.as_ref().and_then(|s| s.media_timeout),
+            &file.media_timeout,
+        ) {
+            (Some(d), _) => d,
+            (None, Some(text)) => humantime::parse_duration(text)
+                .with_context(|| format!("media_timeout = {text:?} in the config file"))?,
+            (None, None) => Duration::from_secs(30),
+        };
+        anyhow::ensure!(
+            !media_timeout.is_zero(),
+            "the media timeout must be positive"
+        );
         Ok(Config {
+            media_timeout,
             data_dir: common
                 .data_dir
                 .clone()
@@ -166,6 +188,7 @@ mod tests {
             media_port: None,
             workers: None,
             dev: false,
+            media_timeout: None,
         }
     }
 

@@ -105,7 +105,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the media workers")?,
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let app = signaling::App::new(sfu.clone(), tokens, config.dev, shutdown_rx);
+    let options = signaling::Options {
+        dev: config.dev,
+        media_timeout: config.media_timeout,
+    };
+    let app = signaling::App::new(sfu.clone(), tokens, options, shutdown_rx);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding HTTP {}", config.listen))?;

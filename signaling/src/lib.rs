@@ -67,22 +67,43 @@ pub struct App {
     pub stats: SignalingStats,
     /// Flips to true when the server shuts down; open calls close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// ICE + DTLS must complete this soon after `joined`, or the call closes with 4410.
+    pub media_timeout: std::time::Duration,
+}
+
+/// Options of the signaling layer.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Development mode: `/api/dev/token` hands out tokens.
+    pub dev: bool,
+    /// See [`App::media_timeout`].
+    pub media_timeout: std::time::Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dev: false,
+            media_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl App {
     pub fn new(
         sfu: Arc<Sfu>,
         tokens: TokenKeys,
-        dev: bool,
+        options: Options,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<App> {
         Arc::new(App {
             sfu,
             tokens,
             rooms: rooms::Rooms::default(),
-            dev,
+            dev: options.dev,
             stats: SignalingStats::default(),
             shutdown,
+            media_timeout: options.media_timeout,
         })
     }
 }

@@ -21,9 +21,6 @@ use crate::App;
 /// A client must send `join` this soon after connecting.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// ICE + DTLS must complete this soon after `joined`.
-pub const MEDIA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// `GET /ws`: upgrades to the call protocol.
 pub async fn upgrade(
     State(app): State<Arc<App>>,
@@ -260,7 +257,7 @@ impl Conn {
         let mut shutdown = self.app.shutdown.clone();
         // A participant whose media never connects (blocked UDP, wrong --media-ip) is told so
         // instead of sitting in the room as a black tile.
-        let media_deadline = tokio::time::sleep(MEDIA_CONNECT_TIMEOUT);
+        let media_deadline = tokio::time::sleep(self.app.media_timeout);
         tokio::pin!(media_deadline);
         let mut media_up = false;
         let end = loop {
@@ -269,7 +266,7 @@ impl Conn {
                     break End::error(
                         close::MEDIA_FAILED,
                         "media_timeout",
-                        format!("no media connection within {} s (is UDP to the media port blocked?)", MEDIA_CONNECT_TIMEOUT.as_secs()),
+                        format!("no media connection within {:?} (is UDP to the media port blocked?)", self.app.media_timeout),
                     );
                 }
                 incoming = self.next() => {

@@ -1,0 +1,172 @@
+//! Joining with a real SDP offer (made by an independent str0m client) against a real
+//! `gax serve`: the answer carries our ICE-lite host candidate, the room learns of the
+//! newcomer, and a client whose media never connects is closed with 4410 and leaves the room.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Gax;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use str0m::media::{Direction, MediaKind};
+use str0m::{Candidate, Rtc};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A browser-like offer: send-only audio and video.
+fn offer() -> String {
+    sfu_core::session::init_crypto();
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+async fn connect(gax: &Gax) -> Ws {
+    tokio_tungstenite::connect_async(gax.ws_url())
+        .await
+        .expect("connect")
+        .0
+}
+
+async fn recv(ws: &mut Ws) -> Option<Result<Value, u16>> {
+    let next = tokio::time::timeout(Duration::from_secs(15), ws.next())
+        .await
+        .expect("a message in time");
+    match next? {
+        Ok(Message::Text(t)) => Some(Ok(serde_json::from_str(&t).unwrap())),
+        Ok(Message::Close(f)) => Some(Err(f.map_or(0, |f| u16::from(f.code)))),
+        Ok(_) => Some(Ok(json!({}))),
+        Err(_) => None,
+    }
+}
+
+/// Reads until a message of `kind` arrives (skipping others).
+async fn expect(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        match recv(ws).await {
+            Some(Ok(v)) if v["type"] == kind => return v,
+            Some(Ok(_)) => continue,
+            other => panic!("wanted {kind}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_offer_is_answered_and_a_silent_peer_times_out() {
+    let gax = Gax::start(&["--media-timeout", "2s", "--workers", "1"]);
+    let t1 = gax.token(&["--room", "m", "--identity", "one"]);
+    let t2 = gax.token(&["--room", "m", "--identity", "two", "--no-publish"]);
+
+    let mut a = connect(&gax).await;
+    a.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t1, "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let joined = expect(&mut a, "joined").await;
+    let answer = joined["sdp"].as_str().unwrap();
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(
+        answer.contains("a=candidate:") && answer.contains("127.0.0.1"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("a=recvonly"),
+        "the server receives what the client sends"
+    );
+    assert_eq!(joined["participant"]["identity"], "one");
+    assert_eq!(joined["participants"], json!([]));
+
+    // A second participant (may not publish) joins and is announced to the first.
+    let mut b = connect(&gax).await;
+    b.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t2, "name": "Two", "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let joined_b = expect(&mut b, "joined").await;
+    assert_eq!(joined_b["participants"][0]["identity"], "one");
+    let announced = expect(&mut a, "participant_joined").await;
+    assert_eq!(announced["participant"]["name"], "Two");
+
+    // Neither ever does ICE: both are closed with media_timeout after 2 s.
+    let started = Instant::now();
+    let err = expect(&mut a, "error").await;
+    assert_eq!(err["code"], "media_timeout");
+    assert_eq!(err["close"], 4410);
+    assert!(matches!(recv(&mut a).await, Some(Err(4410))));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = expect(&mut b, "error").await;
+    assert_eq!(err["code"], "media_timeout");
+
+    // The room is empty again: a newcomer sees nobody.
+    let mut c = connect(&gax).await;
+    c.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t1, "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let joined_c = expect(&mut c, "joined").await;
+    assert_eq!(
+        joined_c["participants"],
+        json!([]),
+        "timed-out participants left the room"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_without_offer_and_garbage_answer_are_refused() {
+    let gax = Gax::start(&[]);
+    let t = gax.token(&["--room", "m", "--identity", "one"]);
+    let mut a = connect(&gax).await;
+    a.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    expect(&mut a, "joined").await;
+    // Alone in the room: no server offer is pending, so an answer is out of order.
+    a.send(Message::Text(
+        json!({"type": "answer", "sdp": "v=0"}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let err = expect(&mut a, "error").await;
+    assert_eq!(err["code"], "bad_sdp");
+    assert_eq!(err["close"], 4415);
+
+    // A second join on the same connection is refused too.
+    let mut b = connect(&gax).await;
+    b.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    expect(&mut b, "joined").await;
+    b.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let err = expect(&mut b, "error").await;
+    assert_eq!(err["code"], "already_joined");
+}
