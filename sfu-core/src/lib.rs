@@ -9,6 +9,7 @@
 //!  (worker_thread) (session)  (router)    (session: rewrite + SRTP)  (outbox)
 //! ```
 //!
+//! - [`demux`]: first look at a datagram (which protocol, plausible framing), before any session.
 //! - [`session`]: one peer's WebRTC connection (ICE-lite, DTLS-SRTP, SDP), wrapping str0m in
 //!   RTP mode. The only module that sees str0m types.
 //! - [`router`]: the routing table, Room -> Producer (incoming track) -> Consumer (one
@@ -22,6 +23,7 @@
 //! refcount bump per subscriber, no copy) until it is encrypted into that subscriber's datagram.
 //! Today a room lives on one worker; rooms spread over workers by load.
 
+pub mod demux;
 pub mod router;
 pub mod session;
 pub mod sfu;

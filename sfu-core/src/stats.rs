@@ -52,7 +52,9 @@ pub struct WorkerStats {
     pub rtp_forwarded: Counter,
     /// Datagrams from an address no session knows that are not STUN for one of ours.
     pub dropped_unknown_source: Counter,
-    /// Datagrams a session refused (bad SRTP, malformed DTLS/STUN, ...).
+    /// Datagrams whose framing is impossible (see [`crate::demux`]); no session saw them.
+    pub dropped_malformed: Counter,
+    /// Datagrams a session refused while parsing (STUN/DTLS/RTP it could not read).
     pub dropped_rejected: Counter,
     /// RTP on a track that is not routed.
     pub dropped_no_route: Counter,
@@ -72,7 +74,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// (metric name, help, value, is_counter) for every field, for exposition.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 15] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 16] {
         [
             (
                 "packets_in_total",
@@ -109,6 +111,12 @@ impl WorkerStats {
                 "dropped_unknown_source_total",
                 "Datagrams from unknown addresses that were not our STUN",
                 self.dropped_unknown_source.get(),
+                true,
+            ),
+            (
+                "dropped_malformed_total",
+                "Datagrams with impossible framing",
+                self.dropped_malformed.get(),
                 true,
             ),
             (

@@ -18,6 +18,7 @@ use std::time::Instant;
 use str0m::config::DtlsCert;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::demux::{self, Proto};
 use crate::router::{Grants, ProducerKey, Router};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;
@@ -203,9 +204,17 @@ impl WorkerCore {
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
         self.stats.packets_in.inc();
         self.stats.bytes_in.add(data.len() as u64);
+        let proto = match demux::check(data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.dropped_malformed.inc();
+                tracing::trace!(%source, "malformed datagram: {e}");
+                return;
+            }
+        };
         let who = match self.by_addr.get(&source) {
             Some(w) => *w,
-            None => match self.learn_address(now, source, data) {
+            None => match self.learn_address(now, source, proto, data) {
                 Some(w) => w,
                 None => return,
             },
@@ -233,10 +242,10 @@ impl WorkerCore {
         &mut self,
         now: Instant,
         source: SocketAddr,
+        proto: Proto,
         data: &[u8],
     ) -> Option<ParticipantId> {
-        let is_stun = data.len() >= 20 && data[0] < 2 && data[4..8] == [0x21, 0x12, 0xa4, 0x42];
-        if !is_stun {
+        if proto != Proto::Stun {
             self.stats.dropped_unknown_source.inc();
             return None;
         }

@@ -1,0 +1,60 @@
+//! Bad datagrams from a connected peer's own address: impossible framing is counted before
+//! any session sees it; well-framed garbage reaches the session and is refused there (str0m
+//! drops SRTP that fails authentication without telling us, so that case is only shown not to
+//! disturb anything). Either way the room keeps forwarding.
+
+use bench::InMemoryRoom;
+
+#[test]
+fn garbage_from_a_connected_publisher_is_counted_and_forwarding_continues() {
+    let mut room = InMemoryRoom::new(3).expect("room connects");
+    let publisher = room.publisher_addr();
+    let packet = room.publisher_packet().unwrap();
+    assert!(room.forward(&packet) >= 3);
+    let counted = |room: &InMemoryRoom| {
+        room.stats().dropped_malformed.get() + room.stats().dropped_rejected.get()
+    };
+    let before = counted(&room);
+
+    let now = room.now();
+    let impossible: Vec<Vec<u8>> = vec![
+        vec![],
+        b"hello".to_vec(),
+        // RTCP (payload type 200) cut after its first 4 bytes.
+        vec![0x80, 200, 0, 6],
+        // A DTLS record header that lies about its length.
+        vec![22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 9, 0xff, 0xff, 1],
+        // RTP whose header extension claims more words than the packet has.
+        [
+            vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xbe, 0xde, 0x40, 0],
+            vec![0; 30],
+        ]
+        .concat(),
+    ];
+    for j in &impossible {
+        room.core_mut().handle_datagram(now, publisher, j);
+    }
+    assert_eq!(counted(&room) - before, impossible.len() as u64);
+
+    // Well-framed RTP that fails SRTP authentication: dropped inside the session.
+    let forged = [
+        vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef],
+        vec![0x55; 200],
+    ]
+    .concat();
+    for _ in 0..10 {
+        room.core_mut().handle_datagram(now, publisher, &forged);
+    }
+    let _ = room.core_mut().outbox_drain().count();
+
+    // The room still forwards: the next real packet reaches every subscriber.
+    let forwarded_before = room.stats().rtp_forwarded.get();
+    let packet = room.publisher_packet().unwrap();
+    room.forward(&packet);
+    assert_eq!(room.stats().rtp_forwarded.get() - forwarded_before, 3);
+    assert_eq!(
+        room.stats().sessions_failed.get(),
+        0,
+        "no session was dropped"
+    );
+}
