@@ -1,20 +1,22 @@
-//! The call, end to end, in real browsers: headless Chromium with a fake camera and microphone
-//! loads the page gax serves, joins through `/?room=R&token=T&autojoin=1` with tokens from
-//! `gax token`, and must decode everyone else (see `tests/e2e/call.mjs` for the scenario).
+//! Calls, end to end, in real browsers: headless Chromium with a fake camera and microphone
+//! loads the page gax serves and must decode everyone else (scenarios in `tests/e2e/call.mjs`).
 //!
-//! Needs Chromium (`/usr/bin/chromium`) and `npm install` in tests/e2e; `scripts/test` sets
-//! both up. Set `GAX_SKIP_BROWSER_TESTS=1` to skip on a machine without them (it says so).
+//! Needs Chromium (`/usr/bin/chromium`) and `npm ci` in tests/e2e; `scripts/test` sets both
+//! up. Set `GAX_SKIP_BROWSER_TESTS=1` to skip on a machine without them (each test says so).
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
-#[test]
-fn three_join_one_leaves_a_fourth_joins_late() {
+/// Browser tests run one at a time: two cores cannot host both scenarios' pages at once.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+fn e2e_dir() -> Option<(PathBuf, String)> {
     if std::env::var_os("GAX_SKIP_BROWSER_TESTS").is_some() {
         eprintln!("SKIPPED: GAX_SKIP_BROWSER_TESTS is set");
-        return;
+        return None;
     }
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -26,7 +28,47 @@ fn three_join_one_leaves_a_fourth_joins_late() {
         e2e.join("node_modules/playwright-core").exists(),
         "playwright-core missing: run `npm ci` in tests/e2e (scripts/test does it)"
     );
+    Some((e2e, chromium))
+}
 
+/// Runs one scenario of call.mjs against `gax`; panics with the browser log on failure.
+fn run_scenario(gax: &common::Gax, scenario: &str, room: &str, tokens: serde_json::Value) {
+    let Some((e2e, chromium)) = e2e_dir() else {
+        return;
+    };
+    let out = Command::new("node")
+        .arg(e2e.join("call.mjs"))
+        .env("GAX_URL", format!("http://{}", gax.http))
+        .env("GAX_ROOM", room)
+        .env("GAX_SCENARIO", scenario)
+        .env("GAX_TOKENS", tokens.to_string())
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser scenario {scenario} failed (log above)"
+    );
+    assert!(stdout.contains("\"PASS\""));
+}
+
+fn forwarded(gax: &common::Gax) -> u64 {
+    let (_, _, metrics) = gax.get("/metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("gax_media_rtp_forwarded_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn three_join_one_leaves_a_fourth_joins_late() {
+    let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    if e2e_dir().is_none() {
+        return;
+    }
     let gax = common::Gax::start(&["--workers", "2"]);
     let room = "e2e-call";
     let mut tokens = serde_json::Map::new();
@@ -34,28 +76,18 @@ fn three_join_one_leaves_a_fourth_joins_late() {
         let t = gax.token(&["--room", room, "--identity", name, "--name", name]);
         tokens.insert(name.into(), t.into());
     }
-    let out = Command::new("node")
-        .arg(e2e.join("call.mjs"))
-        .env("GAX_URL", format!("http://{}", gax.http))
-        .env("GAX_ROOM", room)
-        .env("GAX_TOKENS", serde_json::Value::Object(tokens).to_string())
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "browser scenario failed (log above)");
-    assert!(stdout.contains("\"PASS\""));
-
+    run_scenario(&gax, "three-then-four", room, tokens.into());
     // The media plane saw real traffic and forwarded it.
-    let (_, _, metrics) = gax.get("/metrics");
-    let forwarded: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("gax_media_rtp_forwarded_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    assert!(
-        forwarded > 1000,
-        "forwarded only {forwarded} packets:\n{metrics}"
-    );
+    assert!(forwarded(&gax) > 1000, "forwarded only {}", forwarded(&gax));
+}
+
+#[test]
+fn two_tabs_in_dev_mode_without_tokens() {
+    let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    if e2e_dir().is_none() {
+        return;
+    }
+    let gax = common::Gax::start(&["--dev"]);
+    run_scenario(&gax, "dev-two-tabs", "demo", serde_json::json!({}));
+    assert!(forwarded(&gax) > 100);
 }

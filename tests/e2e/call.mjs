@@ -1,9 +1,11 @@
-// Browser call test: three Chromium pages join one GAX room through the real web client
-// (/?room=R&token=T&autojoin=1), each must decode video and audio from both others; one leaves
-// and the others see it go; a fourth joins later and everyone receives everyone.
-//
-// Run by tests/browser_call.rs, which starts gax and mints the tokens with `gax token`.
-// Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}),
+// Browser call tests, run by tests/browser_call.rs (which starts gax and mints tokens with
+// `gax token`). Scenarios (GAX_SCENARIO):
+// - three-then-four (default): three Chromium pages join one room through the real web client
+//   (/?room=R&token=T&autojoin=1); each must decode video and audio from both others; one mutes
+//   and the others see it; one leaves and the others see it go (tile and m-lines); a fourth
+//   joins later publishing H.264 only, and everyone receives everyone.
+// - dev-two-tabs: `gax serve --dev`, two pages without tokens (the page fetches one).
+// Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
 //      CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 
@@ -47,7 +49,9 @@ async function open(name, extra = "") {
     if (m.type() === "error") log("console error", { name, text: m.text() });
   });
   page.on("pageerror", (e) => log("page error", { name, text: String(e) }));
-  const url = `${base}/?room=${encodeURIComponent(room)}&token=${encodeURIComponent(tokens[name])}&name=${encodeURIComponent(name)}&autojoin=1${extra}`;
+  // Without a token (dev mode) the page fetches one from /api/dev/token by itself.
+  const token = tokens[name] ? `&token=${encodeURIComponent(tokens[name])}` : "";
+  const url = `${base}/?room=${encodeURIComponent(room)}${token}&name=${encodeURIComponent(name)}&autojoin=1${extra}`;
   await page.goto(url);
   pages.set(name, page);
   return page;
@@ -147,8 +151,13 @@ async function expectLabel(watchers, who, text) {
   fail(`${who}'s tile does not show "${text}"`);
 }
 
-let exitCode = 0;
-try {
+// README quick start: `gax serve --dev`, two tabs, no token anywhere.
+async function devTwoTabs() {
+  for (const n of ["alice", "bob"]) await open(n);
+  await expectMesh(["alice", "bob"]);
+}
+
+async function threeThenFour() {
   for (const n of ["alice", "bob", "carol"]) await open(n);
   await expectMesh(["alice", "bob", "carol"]);
   for (const n of ["alice", "bob", "carol"]) {
@@ -174,6 +183,14 @@ try {
     if (!/h264/i.test(late[n].dave.codec || "")) fail(`${n} receives dave as ${late[n].dave.codec}`, { late });
   }
   if (!/vp8/i.test(late.dave.alice.codec || "")) fail(`dave receives alice as ${late.dave.alice.codec}`, { late });
+}
+
+const scenarios = { "three-then-four": threeThenFour, "dev-two-tabs": devTwoTabs };
+const scenario = scenarios[process.env.GAX_SCENARIO || "three-then-four"];
+let exitCode = 0;
+try {
+  if (!scenario) fail(`unknown GAX_SCENARIO ${process.env.GAX_SCENARIO}`);
+  await scenario();
   log("PASS");
 } catch (e) {
   exitCode = 1;
