@@ -72,6 +72,17 @@ pub enum PeerEvent {
     Closed,
 }
 
+impl SfuError {
+    /// True when the client's input (its SDP) caused the error, false for server faults.
+    pub fn is_client_error(&self) -> bool {
+        use session::SessionError as S;
+        matches!(
+            self,
+            SfuError::Session(S::BadSdp(_) | S::Refused(_) | S::NoPendingOffer)
+        )
+    }
+}
+
 /// Errors from the media plane.
 #[derive(Debug, thiserror::Error)]
 pub enum SfuError {

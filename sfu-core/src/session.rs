@@ -29,8 +29,6 @@ pub enum SessionError {
     BadSdp(String),
     #[error("the SDP was refused: {0}")]
     Refused(String),
-    #[error("the offer carries no audio or video we can forward")]
-    NoUsableMedia,
     #[error("no server offer is waiting for an answer")]
     NoPendingOffer,
     #[error("the DTLS certificate could not be created")]

@@ -219,10 +219,7 @@ impl Conn {
             .sfu
             .join(&room, grants, sdp, peer_tx)
             .await
-            .map_err(|e| match e {
-                SfuError::Session(s) => End::error(close::BAD_SDP, "bad_sdp", s.to_string()),
-                other => End::error(close::INTERNAL, "internal", other.to_string()),
-            })?;
+            .map_err(sfu_end)?;
         let id = joined.placement.participant.to_string();
         let me = ParticipantInfo {
             id: id.clone(),
@@ -278,7 +275,7 @@ impl Conn {
                     match parse(&text) {
                         Ok(ClientMessage::Answer { sdp }) => {
                             if let Err(e) = self.app.sfu.answer(joined.placement, sdp).await {
-                                break End::error(close::BAD_SDP, "bad_sdp", e.to_string());
+                                break sfu_end(e);
                             }
                         }
                         Ok(ClientMessage::Mute { kind, muted }) => {
@@ -335,6 +332,17 @@ impl Conn {
         };
         drop(guard);
         Ok(end)
+    }
+}
+
+/// How an error of the media plane ends the connection: 4415 for the client's SDP, 4500 for
+/// our own faults (logged).
+fn sfu_end(e: SfuError) -> End {
+    if e.is_client_error() {
+        End::error(close::BAD_SDP, "bad_sdp", e.to_string())
+    } else {
+        tracing::error!("media plane error: {e}");
+        End::error(close::INTERNAL, "internal", e.to_string())
     }
 }
 

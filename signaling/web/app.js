@@ -100,14 +100,16 @@ async function join(room, name) {
   $("join").disabled = true;
   try {
     const token = await getToken(room, name);
-    try {
-      state.local = await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { width: { ideal: 640 }, height: { ideal: 360 } },
-      });
-    } catch (e) {
-      showError("camera/microphone unavailable (" + e.name + "): joining to watch only");
-      state.local = null;
+    state.local = null;
+    if (params.get("media") !== "none") {
+      try {
+        state.local = await navigator.mediaDevices.getUserMedia({
+          audio: true,
+          video: { width: { ideal: 640 }, height: { ideal: 360 } },
+        });
+      } catch (e) {
+        showError("camera/microphone unavailable (" + e.name + "): joining to watch only");
+      }
     }
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     state.pc = pc;
@@ -116,6 +118,10 @@ async function join(room, name) {
         const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [state.local] });
         if (track.kind === "video" && params.get("codec")) preferCodec(tr, params.get("codec"));
       }
+    } else {
+      // Watching only: one receive-only m-line so the offer sets up the transport; the
+      // server's offers add everyone's tracks.
+      pc.addTransceiver("audio", { direction: "recvonly" });
     }
     pc.ontrack = onTrack;
     pc.onconnectionstatechange = () => {
@@ -180,8 +186,9 @@ async function onMessage(msg) {
       break;
     }
     case "offer": {
-      for (const t of msg.tracks) state.mids.set(t.mid, { participant: t.participant, kind: t.kind });
+      // Removed first: a stopped m-line's mid may be recycled by a track added in this offer.
       for (const mid of msg.removed) state.mids.delete(mid);
+      for (const t of msg.tracks) state.mids.set(t.mid, { participant: t.participant, kind: t.kind });
       await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);

@@ -151,10 +151,27 @@ async function expectLabel(watchers, who, text) {
   fail(`${who}'s tile does not show "${text}"`);
 }
 
-// README quick start: `gax serve --dev`, two tabs, no token anywhere.
+// README quick start: `gax serve --dev`, two tabs, no token anywhere. Then a third tab joins
+// to watch only (`&media=none`, no camera or microphone) and receives both.
 async function devTwoTabs() {
   for (const n of ["alice", "bob"]) await open(n);
   await expectMesh(["alice", "bob"]);
+  await open("viewer", "&media=none");
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let seen = {};
+  while (Date.now() < deadline) {
+    const a = await decoding("viewer");
+    await new Promise((r) => setTimeout(r, 1000));
+    seen = await decoding("viewer");
+    const ok = ["alice", "bob"].every(
+      (n) => a[n] && seen[n] && seen[n].frames > a[n].frames && seen[n].width > 0 && seen[n].samples > 0,
+    );
+    if (ok) {
+      log("viewer decodes both", { seen });
+      return;
+    }
+  }
+  fail("the watch-only viewer does not decode both publishers", { seen });
 }
 
 async function threeThenFour() {
