@@ -105,6 +105,11 @@ async fn websocket_bad_input_gets_error_and_close_code() {
     assert_eq!(code, Some(1009));
     assert_eq!(err.unwrap()["code"], "message_too_big");
 
+    // Far beyond the limit: cut by the transport, still a clear 1009.
+    let huge = "a".repeat(2 * 1024 * 1024);
+    let (_, code) = exchange(&gax, None, vec![join(&good, None, &huge)]).await;
+    assert_eq!(code, Some(1009));
+
     // Something other than join first.
     let (err, code) = exchange(&gax, None, vec![text(json!({"type": "ping"}))]).await;
     assert_eq!(code, Some(4400));

@@ -104,8 +104,18 @@ impl Conn {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => return Incoming::Closed,
+                // Frames beyond the transport's own limit (4x ours) end here; anything else is
+                // a broken connection with nobody left to tell.
+                Some(Err(e)) if e.to_string().contains("too long") => {
+                    return Incoming::Bad(End::error(
+                        close::TOO_BIG,
+                        "message_too_big",
+                        format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
+                    ))
+                }
                 Some(Err(e)) => {
-                    return Incoming::Bad(End::error(close::TOO_BIG, "transport", e.to_string()))
+                    tracing::debug!("call connection broke: {e}");
+                    return Incoming::Closed;
                 }
             }
         }
