@@ -24,16 +24,20 @@
 //! Today a room lives on one worker; rooms spread over workers by load.
 
 pub mod demux;
+pub mod layers;
+pub mod rewrite;
 pub mod router;
 pub mod session;
 pub mod sfu;
 pub mod stats;
+pub mod vp8;
 pub mod worker;
 pub mod worker_thread;
 
 pub use router::Grants;
 pub use session::Kind;
 pub use sfu::{Joined, Placement, Sfu, SfuConfig};
+pub use worker_thread::Control;
 
 /// A participant, unique for the lifetime of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +70,15 @@ pub enum PeerEvent {
     /// One of this participant's own tracks is now published to the room (its media arrived
     /// and it is routed); `mid` is in the participant's own session.
     Published(TrackInfo),
+    /// The simulcast layer this participant receives on track `mid` changed.
+    LayerSwitched {
+        mid: String,
+        /// The layer's RID name (`q`, `h`, `f`).
+        layer: &'static str,
+        reason: layers::SwitchReason,
+        /// The layer's frame width, when known.
+        width: Option<u16>,
+    },
     /// ICE + DTLS connected.
     Connected,
     /// The media session ended (the participant left, timed out or failed).
@@ -81,6 +94,14 @@ impl SfuError {
             SfuError::Session(S::BadSdp(_) | S::Refused(_) | S::NoPendingOffer)
         )
     }
+
+    /// True for a request about a track or layer that does not exist (answered, not fatal).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            SfuError::UnknownTrack | SfuError::NotVideo | SfuError::UnknownLayer
+        )
+    }
 }
 
 /// Errors from the media plane.
@@ -92,6 +113,12 @@ pub enum SfuError {
     UnknownParticipant,
     #[error("the participant has joined already")]
     AlreadyJoined,
+    #[error("no such track in this session")]
+    UnknownTrack,
+    #[error("that track is not video")]
+    NotVideo,
+    #[error("no such layer (use q, h or f)")]
+    UnknownLayer,
     #[error("a media worker stopped")]
     WorkerGone,
     #[error("cannot bind media socket {0}: {1}")]

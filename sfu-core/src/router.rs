@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::layers::{LayerSelector, SimulcastIn, MAX_LAYERS};
+use crate::rewrite::Rewriter;
 use crate::session::{Kind, Layer, MediaId};
 use crate::ParticipantId;
 
@@ -33,18 +35,16 @@ pub struct Consumer {
     pub active: bool,
     /// Payload type map (publisher's pt -> subscriber's pt, `None` = codec not negotiated).
     pub pt_map: Vec<(u8, Option<u8>)>,
-    /// Sequence rebase: (first publisher seq seen, first seq sent). Outgoing numbers start low
-    /// so the SRTP rollover counter of a fresh receiver matches.
-    pub seq_base: Option<(u64, u64)>,
-}
-
-impl Consumer {
-    /// Outgoing sequence number for publisher sequence number `seq`.
-    pub fn rewrite_seq(&mut self, seq: u64) -> u64 {
-        let (first_in, first_out) = *self.seq_base.get_or_insert((seq, 1));
-        // Late (reordered) packets from before the first one: keep them below first_out.
-        (seq + first_out).saturating_sub(first_in)
-    }
+    /// Sequence number, timestamp and VP8 picture id continuity across source changes.
+    pub rewriter: Rewriter,
+    /// Simulcast: which layer this subscriber should get.
+    pub selector: LayerSelector,
+    /// Why the pending target was chosen (reported when the switch happens).
+    pub pending_reason: Option<crate::layers::SwitchReason>,
+    /// Width (device pixels) at which the subscriber renders this track.
+    pub rendered_width: Option<u32>,
+    /// A layer the subscriber pinned.
+    pub pinned: Option<u8>,
 }
 
 /// An incoming track and everyone who receives it.
@@ -52,8 +52,10 @@ impl Consumer {
 pub struct Producer {
     pub key: ProducerKey,
     pub kind: Kind,
-    /// The simulcast layer forwarded when the publisher sends several (first one seen).
-    pub layer: Option<Layer>,
+    /// Simulcast publishers: what arrives on each layer. `None` for a single-stream track.
+    pub simulcast: Option<SimulcastIn>,
+    /// The RID of each layer index, for per-layer keyframe requests.
+    pub layer_rids: [Option<Layer>; MAX_LAYERS],
     pub consumers: Vec<Consumer>,
     last_keyframe_request: Option<Instant>,
     keyframe_wanted: bool,
@@ -197,7 +199,8 @@ impl Router {
             Producer {
                 key,
                 kind,
-                layer: None,
+                simulcast: None,
+                layer_rids: [None; MAX_LAYERS],
                 consumers: Vec::new(),
                 last_keyframe_request: None,
                 keyframe_wanted: false,
@@ -261,7 +264,11 @@ impl Router {
             media: None,
             active: false,
             pt_map: Vec::new(),
-            seq_base: None,
+            rewriter: Rewriter::new(),
+            selector: LayerSelector::new(),
+            pending_reason: None,
+            rendered_width: None,
+            pinned: None,
         });
         Some(tag)
     }
@@ -313,6 +320,50 @@ impl Router {
             .map(|p| p.key)
     }
 
+    /// The consumer behind `subscriber`'s track `media`, with its producer.
+    pub fn consumer_mut(
+        &mut self,
+        subscriber: ParticipantId,
+        media: MediaId,
+    ) -> Option<(&mut Producer, usize)> {
+        self.producers.values_mut().find_map(|p| {
+            let i = p
+                .consumers
+                .iter()
+                .position(|c| c.subscriber == subscriber && c.media == Some(media))?;
+            Some((p, i))
+        })
+    }
+
+    /// Forces every producer `subscriber` receives from to re-evaluate its layer choices
+    /// (the subscriber's budget changed). Returns how many video consumers it has.
+    pub fn invalidate_subscriber(&mut self, subscriber: ParticipantId) -> usize {
+        let mut n = 0;
+        for p in self.producers.values_mut() {
+            if p.kind == Kind::Video && p.consumers.iter().any(|c| c.subscriber == subscriber) {
+                n += 1;
+                if let Some(s) = p.simulcast.as_mut() {
+                    s.invalidate();
+                }
+            }
+        }
+        n
+    }
+
+    /// How many video tracks `subscriber` receives (its budget is shared among them).
+    pub fn video_consumers_of(&self, subscriber: ParticipantId) -> usize {
+        self.producers
+            .values()
+            .filter(|p| p.kind == Kind::Video)
+            .map(|p| {
+                p.consumers
+                    .iter()
+                    .filter(|c| c.subscriber == subscriber)
+                    .count()
+            })
+            .sum()
+    }
+
     /// The hot-path lookup: the producer of an incoming packet.
     #[inline]
     pub fn producer_mut(&mut self, key: &ProducerKey) -> Option<&mut Producer> {
@@ -353,14 +404,6 @@ impl Router {
     /// Number of participants and producers (for stats and tests).
     pub fn counts(&self) -> (usize, usize) {
         (self.participants.len(), self.producers.len())
-    }
-
-    #[cfg(test)]
-    fn consumer(&mut self, subscriber: ParticipantId, tag: u64) -> Option<&mut Consumer> {
-        self.producers
-            .values_mut()
-            .flat_map(|p| p.consumers.iter_mut())
-            .find(|c| c.subscriber == subscriber && c.tag == tag)
     }
 }
 
@@ -463,24 +506,6 @@ mod tests {
         r.add_consumer(key, pid(2)).unwrap();
         r.leave(pid(2));
         assert!(r.producer_mut(&key).unwrap().consumers.is_empty());
-    }
-
-    #[test]
-    fn sequence_numbers_are_rebased_per_consumer() {
-        let mut r = Router::new();
-        r.join("a", pid(1), Grants::default());
-        r.join("a", pid(2), Grants::default());
-        r.add_producer(pid(1), test_media_id("0"), Kind::Video);
-        let key = r.producers_for(pid(2))[0].0;
-        let tag = r.add_consumer(key, pid(2)).unwrap();
-        let c = r.consumer(pid(2), tag).unwrap();
-        assert_eq!(c.rewrite_seq(70_000), 1);
-        assert_eq!(c.rewrite_seq(70_005), 6);
-        assert_eq!(
-            c.rewrite_seq(69_990),
-            0,
-            "reordered old packet does not underflow"
-        );
     }
 
     #[test]

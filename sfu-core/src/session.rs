@@ -19,7 +19,7 @@ use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 /// Errors a session reports to its caller. None of them is fatal to other sessions.
@@ -109,6 +109,13 @@ pub struct RtpIn {
 /// A simulcast layer name (RID) as sent by the publisher, e.g. `q`, `h`, `f`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layer(str0m::media::Rid);
+
+impl Layer {
+    /// The RID as it appears in SDP.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// What a session tells its owner.
 #[derive(Debug)]
@@ -501,6 +508,7 @@ impl Session {
         audio_level: Option<i8>,
         voice_activity: Option<bool>,
         nackable: bool,
+        vp8: Option<(u16, u8)>,
         payload: &Arc<[u8]>,
     ) -> bool {
         let mut api = self.rtc.direct_api();
@@ -512,19 +520,49 @@ impl Session {
             voice_activity,
             ..Default::default()
         };
-        tx.write_rtp(
-            RtpWrite::new(
-                Pt::from(pt),
-                SeqNo::from(seq),
-                timestamp,
-                wallclock,
-                payload.clone(),
-            )
-            .marker(marker)
-            .ext_vals(ext)
-            .nackable(nackable),
-        );
+        let mut write = RtpWrite::new(
+            Pt::from(pt),
+            SeqNo::from(seq),
+            timestamp,
+            wallclock,
+            payload.clone(),
+        )
+        .marker(marker)
+        .ext_vals(ext)
+        .nackable(nackable);
+        if let Some((picture_id, tl0)) = vp8 {
+            // The new picture id / TL0PICIDX are patched in while str0m copies the payload into
+            // the packet it encrypts: no extra copy here.
+            let patch = Vp8Descriptor::parse(payload).ok().and_then(|d| {
+                d.patch()
+                    .picture_id(picture_id)
+                    .tl0_pic_idx(tl0)
+                    .build()
+                    .ok()
+            });
+            if let Some(p) = patch {
+                write = write.vp8_patch(p);
+            }
+        }
+        tx.write_rtp(write);
         true
+    }
+
+    /// Looks up one of this session's m-lines by its mid, with its kind.
+    pub fn media_by_mid(&self, mid: &str) -> Option<(MediaId, Kind)> {
+        if mid.is_empty() || mid.len() > 16 {
+            return None;
+        }
+        let m = self.rtc.media(Mid::from(mid))?;
+        Some((MediaId(m.mid()), Kind::from_str0m(m.kind())))
+    }
+
+    /// Asks the publisher for a keyframe on one simulcast layer of a track.
+    pub fn request_keyframe_layer(&mut self, media: MediaId, layer: Layer) {
+        let mut api = self.rtc.direct_api();
+        if let Some(rx) = api.stream_rx_by_mid(media.0, Some(layer.0)) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
     }
 
     /// Asks the publisher for a keyframe on one of its tracks.

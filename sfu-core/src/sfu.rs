@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::router::Grants;
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
-use crate::worker_thread::{spawn, Command, WorkerHandle};
+use crate::worker_thread::{spawn, Command, Control, WorkerHandle};
 use crate::{ParticipantId, PeerEvent, SfuError};
 
 /// How the media plane is laid out.
@@ -185,6 +185,17 @@ impl Sfu {
         self.workers[who.worker].send(Command::Answer {
             who: who.participant,
             sdp,
+            reply,
+        })?;
+        rx.await.unwrap_or(Err(SfuError::WorkerGone))
+    }
+
+    /// Passes a subscriber's layer-choice input to its worker.
+    pub async fn control(&self, who: Placement, control: Control) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.workers[who.worker].send(Command::Control {
+            who: who.participant,
+            control,
             reply,
         })?;
         rx.await.unwrap_or(Err(SfuError::WorkerGone))

@@ -58,6 +58,10 @@ pub struct WorkerStats {
     pub dropped_rejected: Counter,
     /// RTP on a track that is not routed.
     pub dropped_no_route: Counter,
+    /// RTP on a simulcast layer (RID) we do not know.
+    pub dropped_unknown_layer: Counter,
+    /// Simulcast layer switches, by reason (index: [`crate::layers::SwitchReason::index`]).
+    pub layer_switches: [Counter; 5],
     /// RTP whose codec the subscriber did not negotiate.
     pub dropped_codec: Counter,
     /// RTP for a subscriber track that cannot send yet.
@@ -74,7 +78,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// (metric name, help, value, is_counter) for every field, for exposition.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 16] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 17] {
         [
             (
                 "packets_in_total",
@@ -129,6 +133,12 @@ impl WorkerStats {
                 "dropped_no_route_total",
                 "RTP packets on unrouted tracks",
                 self.dropped_no_route.get(),
+                true,
+            ),
+            (
+                "dropped_unknown_layer_total",
+                "RTP packets on a simulcast layer we do not know",
+                self.dropped_unknown_layer.get(),
                 true,
             ),
             (

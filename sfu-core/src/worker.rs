@@ -19,9 +19,11 @@ use str0m::config::DtlsCert;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::demux::{self, Proto};
-use crate::router::{Grants, ProducerKey, Router};
+use crate::layers::{layer_index, layer_name, Inputs, SimulcastIn, SwitchReason, MAX_LAYERS};
+use crate::router::{Grants, ProducerKey, Router, KEYFRAME_THROTTLE};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;
+use crate::vp8;
 use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
 
 /// Runs `f`, turning a panic inside str0m into `None` so only that peer is dropped.
@@ -37,6 +39,18 @@ struct Peer {
     /// Set while the peer is in the dirty list (needs a drive after fan-out).
     dirty: bool,
     addrs: Vec<SocketAddr>,
+    /// A cap on what this peer receives, bits per second (set by the client).
+    max_bitrate: Option<u64>,
+    /// How many video tracks this peer receives (the budget is shared among them).
+    video_tracks: usize,
+}
+
+impl Peer {
+    /// The bitrate each of this peer's video tracks may use.
+    fn video_budget(&self) -> Option<u64> {
+        self.max_bitrate
+            .map(|b| b / self.video_tracks.max(1) as u64)
+    }
 }
 
 /// What a successful join returns.
@@ -125,6 +139,8 @@ impl WorkerCore {
                 scheduled: None,
                 dirty: false,
                 addrs: Vec::new(),
+                max_bitrate: None,
+                video_tracks: 0,
             },
         );
         self.stats.sessions.set(self.peers.len() as u64);
@@ -194,6 +210,11 @@ impl WorkerCore {
             }
         }
         for sub in touched {
+            let video_tracks = self.router.video_consumers_of(sub);
+            if let Some(p) = self.peers.get_mut(&sub) {
+                p.video_tracks = video_tracks;
+            }
+            self.router.invalidate_subscriber(sub);
             self.negotiate(sub);
             self.mark_dirty(sub);
         }
@@ -417,6 +438,10 @@ impl WorkerCore {
     }
 
     /// The hot path: one incoming packet to every consumer of its track.
+    ///
+    /// For a simulcast track, each consumer forwards only the layer it currently receives,
+    /// switches to its target layer on that layer's next keyframe, and asks the publisher for
+    /// that keyframe (throttled per layer).
     fn forward(&mut self, now: Instant, from: ParticipantId, pkt: RtpIn) {
         self.stats.rtp_in.inc();
         let key = ProducerKey {
@@ -427,14 +452,31 @@ impl WorkerCore {
             self.stats.dropped_no_route.inc();
             return;
         };
-        // Simulcast publishers: forward one layer (the first seen) until layer selection lands.
-        if pkt.layer.is_some() {
-            if prod.layer.is_none() {
-                prod.layer = pkt.layer;
-            }
-            if prod.layer != pkt.layer {
-                return;
-            }
+        // Which simulcast layer is this packet? Single-stream tracks are layer 0.
+        let layer = match pkt.layer {
+            None => 0,
+            Some(rid) => match layer_index(rid.as_str()) {
+                Some(i) => {
+                    prod.simulcast.get_or_insert_with(SimulcastIn::default);
+                    prod.layer_rids[i as usize].get_or_insert(rid);
+                    i
+                }
+                None => {
+                    self.stats.dropped_unknown_layer.inc();
+                    return;
+                }
+            },
+        };
+        let vp8 = match prod.simulcast {
+            Some(_) => vp8::parse(&pkt.payload),
+            None => None,
+        };
+        let vp8_ids = vp8.and_then(|v| Some((v.picture_id?, v.tl0_pic_idx.unwrap_or(0))));
+        let mut eval = false;
+        if let Some(sim) = prod.simulcast.as_mut() {
+            let width = vp8.and_then(|v| v.size).map(|(w, _)| w);
+            sim.on_packet(now, layer, pkt.payload.len(), width);
+            eval = sim.eval_due(now);
         }
         if prod.keyframe_due(now) {
             if let Some(p) = self.peers.get_mut(&from) {
@@ -442,7 +484,13 @@ impl WorkerCore {
                 self.stats.keyframe_requests.inc();
             }
         }
-        let nackable = prod.kind == Kind::Video;
+        let (nackable, clock_rate) = match prod.kind {
+            Kind::Video => (true, 90_000),
+            Kind::Audio => (false, 48_000),
+        };
+        let layer_states = prod.simulcast.as_ref().map(|s| s.states(now));
+        // Layers some consumer waits for a keyframe of (bit per layer).
+        let mut keyframes_wanted = 0u8;
         let Self {
             peers,
             stats,
@@ -452,6 +500,53 @@ impl WorkerCore {
         } = self;
         for c in prod.consumers.iter_mut() {
             let Some(media) = c.media.filter(|_| c.active) else {
+                continue;
+            };
+            if let Some(layers) = layer_states {
+                if eval || c.selector.target().is_none() {
+                    let budget = peers.get(&c.subscriber).and_then(|p| p.video_budget());
+                    let inputs = Inputs {
+                        layers,
+                        rendered_width: c.rendered_width,
+                        budget,
+                        pinned: c.pinned,
+                    };
+                    if let Some((_, reason)) = c.selector.update(now, &inputs) {
+                        c.pending_reason = Some(reason);
+                    }
+                }
+                let target = c.selector.target();
+                if c.rewriter.source() != Some(layer) {
+                    // Switch only onto the target layer, and only at its keyframe (a non-VP8
+                    // stream can only start, not switch).
+                    let at_keyframe = vp8.map_or(c.rewriter.source().is_none(), |v| v.keyframe);
+                    if target != Some(layer) {
+                        continue;
+                    }
+                    if !at_keyframe {
+                        keyframes_wanted |= 1 << layer;
+                        continue;
+                    }
+                    c.rewriter
+                        .switch_to(layer, pkt.seq, pkt.timestamp, now, clock_rate, vp8_ids);
+                    let reason = c.pending_reason.take().unwrap_or(SwitchReason::Initial);
+                    stats.layer_switches[reason.index()].inc();
+                    if let Some(sub) = peers.get(&c.subscriber) {
+                        let _ = sub.events.send(PeerEvent::LayerSwitched {
+                            mid: media.as_str().to_owned(),
+                            layer: layer_name(layer),
+                            reason,
+                            width: layers[layer as usize].width,
+                        });
+                    }
+                } else if let Some(t) = target.filter(|t| *t != layer) {
+                    keyframes_wanted |= 1 << t;
+                }
+            } else if c.rewriter.source().is_none() {
+                c.rewriter
+                    .switch_to(0, pkt.seq, pkt.timestamp, now, clock_rate, None);
+            }
+            let Some(out) = c.rewriter.rewrite(pkt.seq, pkt.timestamp, now, vp8_ids) else {
                 continue;
             };
             // Payload type map, filled on the first packet of each type.
@@ -474,18 +569,18 @@ impl WorkerCore {
             let Some(sub) = peers.get_mut(&c.subscriber) else {
                 continue;
             };
-            let seq = c.rewrite_seq(pkt.seq);
             let written = guarded(|| {
                 sub.session.write_rtp(
                     media,
                     out_pt,
-                    seq,
-                    pkt.timestamp,
+                    out.seq,
+                    out.timestamp,
                     pkt.arrival,
                     pkt.marker,
                     pkt.audio_level,
                     pkt.voice_activity,
                     nackable,
+                    out.vp8,
                     &pkt.payload,
                 )
             });
@@ -501,13 +596,37 @@ impl WorkerCore {
                 None => doomed.push(c.subscriber),
             }
         }
+        if keyframes_wanted != 0 {
+            let rids = prod.layer_rids;
+            let sim = prod.simulcast.as_mut();
+            if let (Some(sim), Some(p)) = (sim, peers.get_mut(&from)) {
+                for l in 0..MAX_LAYERS as u8 {
+                    if keyframes_wanted & (1 << l) == 0 {
+                        continue;
+                    }
+                    let Some(rid) = rids[l as usize] else {
+                        continue;
+                    };
+                    if sim.keyframe_request_due(now, l, KEYFRAME_THROTTLE) {
+                        let _ = guarded(|| p.session.request_keyframe_layer(key.media, rid));
+                        stats.keyframe_requests.inc();
+                        if !p.dirty {
+                            p.dirty = true;
+                            dirty.push(from);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn add_consumer(&mut self, key: ProducerKey, kind: Kind, subscriber: ParticipantId) {
         let Some(tag) = self.router.add_consumer(key, subscriber) else {
             return;
         };
+        let video_tracks = self.router.video_consumers_of(subscriber);
         if let Some(p) = self.peers.get_mut(&subscriber) {
+            p.video_tracks = video_tracks;
             p.session.queue_outgoing(OutgoingTrack {
                 tag,
                 kind,
@@ -542,6 +661,74 @@ impl WorkerCore {
                 added: tracks,
                 removed,
             });
+        }
+    }
+
+    /// The subscriber renders its track `mid` at `width` device pixels: the layer choice
+    /// follows at the next packet.
+    pub fn set_video_size(
+        &mut self,
+        who: ParticipantId,
+        mid: &str,
+        width: u32,
+    ) -> Result<(), SfuError> {
+        let media = self.video_media(who, mid)?;
+        let (prod, i) = self
+            .router
+            .consumer_mut(who, media)
+            .ok_or(SfuError::UnknownTrack)?;
+        prod.consumers[i].rendered_width = Some(width.min(16_384));
+        if let Some(s) = prod.simulcast.as_mut() {
+            s.invalidate();
+        }
+        Ok(())
+    }
+
+    /// Pins (or with `None` unpins) the layer the subscriber receives on track `mid`.
+    pub fn pin_layer(
+        &mut self,
+        who: ParticipantId,
+        mid: &str,
+        layer: Option<&str>,
+    ) -> Result<(), SfuError> {
+        let index = match layer {
+            None => None,
+            Some(name) => Some(layer_index(name).ok_or(SfuError::UnknownLayer)?),
+        };
+        let media = self.video_media(who, mid)?;
+        let (prod, i) = self
+            .router
+            .consumer_mut(who, media)
+            .ok_or(SfuError::UnknownTrack)?;
+        prod.consumers[i].pinned = index;
+        if let Some(s) = prod.simulcast.as_mut() {
+            s.invalidate();
+        }
+        Ok(())
+    }
+
+    /// Caps what the subscriber receives (bits per second; `None` removes the cap).
+    pub fn set_max_bitrate(
+        &mut self,
+        who: ParticipantId,
+        bps: Option<u64>,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .peers
+            .get_mut(&who)
+            .ok_or(SfuError::UnknownParticipant)?;
+        p.max_bitrate = bps;
+        self.router.invalidate_subscriber(who);
+        Ok(())
+    }
+
+    /// Resolves a subscriber's video mid; errors say what is wrong with it.
+    fn video_media(&self, who: ParticipantId, mid: &str) -> Result<MediaId, SfuError> {
+        let p = self.peers.get(&who).ok_or(SfuError::UnknownParticipant)?;
+        match p.session.media_by_mid(mid) {
+            Some((m, Kind::Video)) => Ok(m),
+            Some((_, Kind::Audio)) => Err(SfuError::NotVideo),
+            None => Err(SfuError::UnknownTrack),
         }
     }
 

@@ -40,7 +40,24 @@ pub(crate) enum Command {
     Leave {
         who: ParticipantId,
     },
+    /// Layer-choice inputs from the subscriber.
+    Control {
+        who: ParticipantId,
+        control: Control,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
     Shutdown,
+}
+
+/// A subscriber's input to its layer choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Track `mid` is rendered `width` device pixels wide.
+    VideoSize { mid: String, width: u32 },
+    /// Pin track `mid` to a layer (`q`, `h`, `f`), or unpin with `None`.
+    PinLayer { mid: String, layer: Option<String> },
+    /// Cap what the subscriber receives, bits per second.
+    MaxBitrate { bps: Option<u64> },
 }
 
 /// What the control plane keeps of a running worker.
@@ -163,6 +180,18 @@ fn handle_command(core: &mut WorkerCore, cmd: Command) {
             let _ = reply.send(core.answer(now, who, &sdp));
         }
         Command::Leave { who } => core.leave(now, who),
+        Command::Control {
+            who,
+            control,
+            reply,
+        } => {
+            let result = match control {
+                Control::VideoSize { mid, width } => core.set_video_size(who, &mid, width),
+                Control::PinLayer { mid, layer } => core.pin_layer(who, &mid, layer.as_deref()),
+                Control::MaxBitrate { bps } => core.set_max_bitrate(who, bps),
+            };
+            let _ = reply.send(result);
+        }
         Command::Shutdown => {}
     }
 }

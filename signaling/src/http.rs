@@ -81,6 +81,21 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
     let _ = writeln!(
         out,
+        "# HELP gax_media_layer_switches_total Simulcast layer switches, by reason"
+    );
+    let _ = writeln!(out, "# TYPE gax_media_layer_switches_total counter");
+    for (w, s) in stats.iter().enumerate() {
+        for reason in sfu_core::layers::SwitchReason::ALL {
+            let _ = writeln!(
+                out,
+                "gax_media_layer_switches_total{{worker=\"{w}\",reason=\"{}\"}} {}",
+                reason.as_str(),
+                s.layer_switches[reason.index()].get()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
         "# HELP gax_ws_connections_total Call WebSocket connections opened"
     );
     let _ = writeln!(out, "# TYPE gax_ws_connections_total counter");

@@ -61,6 +61,24 @@ pub enum ClientMessage {
     Answer { sdp: String },
     /// The client (un)muted its microphone or camera.
     Mute { kind: MediaKind, muted: bool },
+    /// The client renders the video of track `mid` (its own session's mid) at this size in
+    /// device pixels; the server picks the simulcast layer that fits.
+    VideoSize {
+        mid: String,
+        width: u32,
+        height: u32,
+    },
+    /// Pin track `mid` to a simulcast layer (`q`, `h`, `f`), or unpin with `null`.
+    PinLayer {
+        mid: String,
+        #[serde(default)]
+        layer: Option<String>,
+    },
+    /// Cap the bitrate this client receives (bits per second), or lift the cap with `null`.
+    MaxBitrate {
+        #[serde(default)]
+        bps: Option<u64>,
+    },
     /// Keepalive; answered with `pong`.
     Ping,
     /// The client leaves; the server closes with 1000.
@@ -140,6 +158,15 @@ pub enum ServerMessage {
         kind: MediaKind,
         muted: bool,
     },
+    /// The simulcast layer this client receives on track `mid` changed, and why
+    /// (`initial`, `rendered_size`, `bandwidth`, `publisher_paused`, `manual`).
+    Layer {
+        mid: String,
+        layer: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        width: Option<u16>,
+    },
     /// ICE + DTLS are up for this client.
     MediaConnected,
     Pong,
@@ -182,7 +209,16 @@ impl ParseError {
     }
 }
 
-const KNOWN_TYPES: &[&str] = &["join", "answer", "mute", "ping", "leave"];
+const KNOWN_TYPES: &[&str] = &[
+    "join",
+    "answer",
+    "mute",
+    "video_size",
+    "pin_layer",
+    "max_bitrate",
+    "ping",
+    "leave",
+];
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<ClientMessage, ParseError> {
@@ -252,6 +288,29 @@ mod tests {
             }
         );
         assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+        assert_eq!(
+            parse(r#"{"type":"video_size","mid":"3","width":320,"height":180}"#).unwrap(),
+            ClientMessage::VideoSize {
+                mid: "3".into(),
+                width: 320,
+                height: 180
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"pin_layer","mid":"3","layer":null}"#).unwrap(),
+            ClientMessage::PinLayer {
+                mid: "3".into(),
+                layer: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"max_bitrate","bps":300000}"#).unwrap(),
+            ClientMessage::MaxBitrate { bps: Some(300_000) }
+        );
+        assert!(matches!(
+            parse(r#"{"type":"video_size","mid":"3","width":-5,"height":1}"#),
+            Err(ParseError::Invalid(_))
+        ));
         assert_eq!(parse(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
     }
 

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use messaging::auth::TokenError;
-use sfu_core::{Grants, PeerEvent, SfuError};
+use sfu_core::{Control, Grants, PeerEvent, SfuError};
 use tokio::sync::mpsc;
 
 use crate::protocol::{
@@ -89,6 +89,26 @@ impl Conn {
                 reason: "".into(),
             })))
             .await;
+    }
+
+    /// Sends a layer-choice input to the media plane. A request about a track or layer that
+    /// does not exist is answered with an error and the call goes on; other failures end it.
+    async fn control(&mut self, who: sfu_core::Placement, control: Control) -> Option<End> {
+        match self.app.sfu.control(who, control).await {
+            Ok(()) => None,
+            Err(e) if e.is_bad_request() => {
+                let code = match e {
+                    SfuError::UnknownLayer => "unknown_layer",
+                    SfuError::NotVideo => "not_video",
+                    _ => "unknown_track",
+                };
+                let sent = self
+                    .send(&ServerMessage::error(code, e.to_string(), None))
+                    .await;
+                (!sent).then(|| End::normal(close::NORMAL))
+            }
+            Err(e) => Some(sfu_end(e)),
+        }
     }
 
     async fn next(&mut self) -> Incoming {
@@ -291,6 +311,21 @@ impl Conn {
                         Ok(ClientMessage::Mute { kind, muted }) => {
                             self.app.rooms.set_muted(&room, &id, kind, muted);
                         }
+                        Ok(ClientMessage::VideoSize { mid, width, height: _ }) => {
+                            if let Some(end) = self.control(joined.placement, Control::VideoSize { mid, width }).await {
+                                break end;
+                            }
+                        }
+                        Ok(ClientMessage::PinLayer { mid, layer }) => {
+                            if let Some(end) = self.control(joined.placement, Control::PinLayer { mid, layer }).await {
+                                break end;
+                            }
+                        }
+                        Ok(ClientMessage::MaxBitrate { bps }) => {
+                            if let Some(end) = self.control(joined.placement, Control::MaxBitrate { bps }).await {
+                                break end;
+                            }
+                        }
                         Ok(ClientMessage::Ping) => {
                             if !self.send(&ServerMessage::Pong).await {
                                 break End::normal(close::NORMAL);
@@ -325,6 +360,12 @@ impl Conn {
                             self.app.rooms.broadcast(&room, &id, &msg);
                             msg
                         }
+                        Some(PeerEvent::LayerSwitched { mid, layer, reason, width }) => ServerMessage::Layer {
+                            mid,
+                            layer: layer.to_owned(),
+                            reason: reason.as_str().to_owned(),
+                            width,
+                        },
                         Some(PeerEvent::Connected) => {
                             media_up = true;
                             ServerMessage::MediaConnected
