@@ -91,3 +91,30 @@ fn two_tabs_in_dev_mode_without_tokens() {
     run_scenario(&gax, "dev-two-tabs", "demo", serde_json::json!({}));
     assert!(forwarded(&gax) > 100);
 }
+
+#[test]
+fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
+    let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    if e2e_dir().is_none() {
+        return;
+    }
+    let gax = common::Gax::start(&["--workers", "1"]);
+    let room = "e2e-simulcast";
+    let mut tokens = serde_json::Map::new();
+    for name in ["pub", "small", "big", "capped"] {
+        let t = gax.token(&["--room", room, "--identity", name, "--name", name]);
+        tokens.insert(name.into(), t.into());
+    }
+    run_scenario(&gax, "simulcast", room, tokens.into());
+    // The switches are counted by reason.
+    let (_, _, metrics) = gax.get("/metrics");
+    let switches = |reason: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("gax_media_layer_switches_total") && l.contains(reason))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert!(switches("reason=\"rendered_size\"") >= 1, "{metrics}");
+    assert!(switches("reason=\"initial\"") >= 3, "{metrics}");
+}

@@ -22,6 +22,10 @@ pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// scale 1/4, 1/2, 1: what the web client sends).
 pub const DEFAULT_WIDTHS: [u16; MAX_LAYERS] = [320, 640, 1280];
 
+/// Bitrates assumed for a layer that is active but not measured yet (its first second): what
+/// the web client asks its encoder for.
+pub const DEFAULT_BITRATES: [u64; MAX_LAYERS] = [150_000, 500_000, 1_500_000];
+
 /// The layer index of a RID: `q`/`l`/`low` = 0, `h`/`m`/`mid` = 1, `f`/`high`/`full` = 2,
 /// or `0`/`1`/`2`. Anything else is not a layer we know.
 pub fn layer_index(rid: &str) -> Option<u8> {
@@ -147,7 +151,14 @@ impl Inputs {
             Some(b) => (0..MAX_LAYERS as u8)
                 .rev()
                 .filter(|l| self.layers[*l as usize].active)
-                .find(|l| self.layers[*l as usize].bitrate <= b)
+                .find(|l| {
+                    let layer = &self.layers[*l as usize];
+                    let rate = match layer.bitrate {
+                        0 => DEFAULT_BITRATES[*l as usize],
+                        r => r,
+                    };
+                    rate <= b
+                })
                 .or_else(|| (0..MAX_LAYERS as u8).find(|l| self.layers[*l as usize].active))
                 .unwrap_or(0),
         };

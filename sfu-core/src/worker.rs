@@ -26,6 +26,15 @@ use crate::stats::WorkerStats;
 use crate::vp8;
 use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
 
+/// The reason reported for a switch: the first layer a consumer gets is "initial", whatever
+/// moved the target while it waited for the first keyframe.
+fn reason_before_switch(current: Option<u8>, pending: Option<SwitchReason>) -> SwitchReason {
+    match current {
+        None => SwitchReason::Initial,
+        Some(_) => pending.unwrap_or(SwitchReason::Initial),
+    }
+}
+
 /// Runs `f`, turning a panic inside str0m into `None` so only that peer is dropped.
 fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
     catch_unwind(AssertUnwindSafe(f)).ok()
@@ -527,9 +536,18 @@ impl WorkerCore {
                         keyframes_wanted |= 1 << layer;
                         continue;
                     }
+                    let reason = reason_before_switch(c.rewriter.source(), c.pending_reason.take());
+                    tracing::debug!(
+                        subscriber = c.subscriber.0,
+                        mid = %media,
+                        from = ?c.rewriter.source(),
+                        to = layer,
+                        reason = reason.as_str(),
+                        "layer switch"
+                    );
                     c.rewriter
                         .switch_to(layer, pkt.seq, pkt.timestamp, now, clock_rate, vp8_ids);
-                    let reason = c.pending_reason.take().unwrap_or(SwitchReason::Initial);
+
                     stats.layer_switches[reason.index()].inc();
                     if let Some(sub) = peers.get(&c.subscriber) {
                         let _ = sub.events.send(PeerEvent::LayerSwitched {

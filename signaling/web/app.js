@@ -5,6 +5,16 @@
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
+// Video is published as three simulcast layers (q = 1/4, h = 1/2, f = full 1280x720) so each
+// subscriber gets the one that fits its tile and its bandwidth. `?simulcast=0` sends one
+// 640x360 stream; H.264 (`?codec=h264`) is sent as one stream too (layer switching needs VP8).
+const SIMULCAST = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+const simulcast = params.get("simulcast") !== "0" && !params.get("codec");
+
 const state = {
   ws: null,
   pc: null,
@@ -45,9 +55,19 @@ function tileFor(id, name, local) {
     audio.autoplay = true;
     const label = document.createElement("span");
     label.className = "label";
-    tile.append(video, audio, label);
+    const overlay = document.createElement("span");
+    overlay.className = "overlay";
+    tile.append(video, audio, label, overlay);
     $("grid").append(tile);
-    peer = { tile, video, audio, label, stream: new MediaStream(), info: { id, name, audio_muted: false, video_muted: false } };
+    peer = {
+      tile, video, audio, label, overlay,
+      stream: new MediaStream(),
+      info: { id, name, audio_muted: false, video_muted: false },
+      videoMid: null, // mid of this participant's video in our session
+      layer: null, // last `layer` message for it
+      reportedWidth: 0,
+    };
+    if (!local) watchSize(peer);
     if (!local) {
       video.srcObject = peer.stream;
       audio.srcObject = peer.stream;
@@ -71,6 +91,22 @@ function renderLabel(peer) {
     m.textContent = "(" + marks.join(", ") + ")";
     peer.label.append(m);
   }
+}
+
+// Tell the server how wide each remote video is rendered, so it sends the layer that fits.
+function watchSize(peer) {
+  let timer = null;
+  const report = () => {
+    timer = null;
+    if (!peer.videoMid) return;
+    const width = Math.round(peer.video.clientWidth * (window.devicePixelRatio || 1));
+    const height = Math.round(peer.video.clientHeight * (window.devicePixelRatio || 1));
+    if (!width || Math.abs(width - peer.reportedWidth) < 16) return;
+    peer.reportedWidth = width;
+    send({ type: "video_size", mid: peer.videoMid, width, height });
+  };
+  peer.reportSize = () => { if (!timer) timer = setTimeout(report, 150); };
+  new ResizeObserver(peer.reportSize).observe(peer.video);
 }
 
 function removePeer(id) {
@@ -105,7 +141,9 @@ async function join(room, name) {
       try {
         state.local = await navigator.mediaDevices.getUserMedia({
           audio: true,
-          video: { width: { ideal: 640 }, height: { ideal: 360 } },
+          video: simulcast
+            ? { width: { ideal: 1280 }, height: { ideal: 720 } }
+            : { width: { ideal: 640 }, height: { ideal: 360 } },
         });
       } catch (e) {
         showError("camera/microphone unavailable (" + e.name + "): joining to watch only");
@@ -115,8 +153,11 @@ async function join(room, name) {
     state.pc = pc;
     if (state.local) {
       for (const track of state.local.getTracks()) {
-        const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [state.local] });
+        const init = { direction: "sendonly", streams: [state.local] };
+        if (track.kind === "video" && simulcast) init.sendEncodings = SIMULCAST;
+        const tr = pc.addTransceiver(track, init);
         if (track.kind === "video" && params.get("codec")) preferCodec(tr, params.get("codec"));
+        if (track.kind === "video" && simulcast) keepResolution(tr.sender);
       }
     } else {
       // Watching only: one receive-only m-line so the offer sets up the transport; the
@@ -169,6 +210,14 @@ function preferCodec(transceiver, name) {
   transceiver.setCodecPreferences([...codecs, ...extras]);
 }
 
+// Under CPU load, lower the frame rate rather than the layers' resolutions: the server picks a
+// layer by its size, so each layer should keep the size it announces.
+function keepResolution(sender) {
+  const p = sender.getParameters();
+  p.degradationPreference = "maintain-resolution";
+  sender.setParameters(p).catch(() => {});
+}
+
 async function onMessage(msg) {
   const pc = state.pc;
   switch (msg.type) {
@@ -182,6 +231,8 @@ async function onMessage(msg) {
       for (const p of state.peers.values()) renderLabel(p);
       $("join-form").hidden = true;
       $("controls").hidden = false;
+      // `?max_bitrate=N` caps what this page receives (bits/s), e.g. to try a slow link.
+      if (params.get("max_bitrate")) send({ type: "max_bitrate", bps: Number(params.get("max_bitrate")) });
       setStatus("in room " + msg.room + " (connecting media)", "busy");
       break;
     }
@@ -209,6 +260,12 @@ async function onMessage(msg) {
       }
       break;
     }
+    case "layer": {
+      for (const p of state.peers.values()) {
+        if (p.videoMid === msg.mid) p.layer = msg;
+      }
+      break;
+    }
     case "media_connected":
       state.connected = true;
       setStatus("in room " + state.room, "connected");
@@ -229,6 +286,11 @@ function onTrack(ev) {
   const info = state.mids.get(mid);
   if (!info) return;
   const peer = tileFor(info.participant);
+  if (ev.track.kind === "video") {
+    peer.videoMid = mid;
+    peer.reportedWidth = 0;
+    peer.reportSize();
+  }
   peer.stream.addTrack(ev.track);
   ev.track.onended = () => peer.stream.removeTrack(ev.track);
   // Re-attach so the elements pick up the new track.
@@ -278,7 +340,7 @@ async function remoteStats() {
   const out = {};
   for (const [id, p] of state.peers) {
     if (state.me && id === state.me.id) continue;
-    out[id] = { name: p.info.name, video: null, audio: null };
+    out[id] = { name: p.info.name, video: null, audio: null, layer: p.layer };
   }
   if (!state.pc) return out;
   const report = await state.pc.getStats();
@@ -308,7 +370,21 @@ async function remoteStats() {
   return out;
 }
 
-window.gax = { state, remoteStats, leave };
+// The overlay on each remote tile: received resolution, layer and the reason of the last switch.
+async function refreshOverlays() {
+  const stats = await remoteStats().catch(() => ({}));
+  for (const [id, s] of Object.entries(stats)) {
+    const p = state.peers.get(id);
+    if (!p) continue;
+    const v = s.video;
+    const res = v && v.frameWidth ? `${v.frameWidth}×${v.frameHeight}` : "no video";
+    const layer = p.layer ? ` · ${p.layer.layer} (${p.layer.reason.replace("_", " ")})` : "";
+    p.overlay.textContent = res + layer;
+  }
+}
+setInterval(refreshOverlays, 1000);
+
+window.gax = { state, remoteStats, leave, send };
 
 $("join-form").addEventListener("submit", (e) => {
   e.preventDefault();

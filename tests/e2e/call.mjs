@@ -43,7 +43,10 @@ const browser = await chromium.launch({
 const pages = new Map(); // name -> page
 
 async function open(name, extra = "") {
-  const ctx = await browser.newContext({ permissions: ["camera", "microphone"] });
+  const ctx = await browser.newContext({
+    permissions: ["camera", "microphone"],
+    viewport: { width: 1400, height: 900 },
+  });
   const page = await ctx.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") log("console error", { name, text: m.text() });
@@ -60,6 +63,7 @@ async function open(name, extra = "") {
 async function stats(name) {
   return pages.get(name).evaluate(() => window.gax.remoteStats());
 }
+const stats_ = stats;
 
 // Decoding evidence from `name`'s page: per remote name, {frames, width, samples}.
 async function decoding(name) {
@@ -175,7 +179,8 @@ async function devTwoTabs() {
 }
 
 async function threeThenFour() {
-  for (const n of ["alice", "bob", "carol"]) await open(n);
+  // Single-stream 640x360 publishers: four simulcast 720p encoders would overload two cores.
+  for (const n of ["alice", "bob", "carol"]) await open(n, "&simulcast=0");
   await expectMesh(["alice", "bob", "carol"]);
   for (const n of ["alice", "bob", "carol"]) {
     const own = await pages.get(n).evaluate(() => window.gax.state.published.map((t) => t.kind).sort());
@@ -194,7 +199,7 @@ async function threeThenFour() {
 
   // dave joins late, publishing H.264 only; he receives everyone (VP8) and everyone decodes
   // his H.264.
-  await open("dave", "&codec=h264");
+  await open("dave", "&codec=h264&simulcast=0");
   const late = await expectMesh(["alice", "bob", "dave"]);
   for (const n of ["alice", "bob"]) {
     if (!/h264/i.test(late[n].dave.codec || "")) fail(`${n} receives dave as ${late[n].dave.codec}`, { late });
@@ -202,7 +207,103 @@ async function threeThenFour() {
   if (!/vp8/i.test(late.dave.alice.codec || "")) fail(`dave receives alice as ${late.dave.alice.codec}`, { late });
 }
 
-const scenarios = { "three-then-four": threeThenFour, "dev-two-tabs": devTwoTabs };
+// Every remote tile of `name`'s page is `px` CSS pixels wide.
+async function setTileWidth(name, px) {
+  await pages.get(name).evaluate((px) => {
+    let s = document.getElementById("test-tile-width");
+    if (!s) {
+      s = document.createElement("style");
+      s.id = "test-tile-width";
+      document.head.append(s);
+    }
+    s.textContent = `#grid { grid-template-columns: repeat(auto-fill, ${px}px) !important; }`;
+  }, px);
+}
+
+// What `name` receives from `from`: frame width and frames decoded.
+async function videoFrom(name, from) {
+  const d = await decoding(name);
+  return d[from] || { frames: 0, width: 0 };
+}
+
+// Waits until `pred(width)` holds for `name`'s video from `from`; returns the ms it took.
+async function waitWidth(name, from, pred, timeoutMs, what) {
+  const start = Date.now();
+  let last = null;
+  while (Date.now() - start < timeoutMs) {
+    last = await videoFrom(name, from);
+    if (last.width && pred(last.width)) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  fail(`${name}: ${what} (last ${JSON.stringify(last)})`);
+}
+
+// One simulcast publisher (1280x720, layers q/h/f) and three watch-only subscribers: a small
+// tile gets ~320 wide, a big one 1280, a subscriber capped at 200 kbit/s stays on the low
+// layer; when the small tile grows it gets 1280 within 3 s, and frames never stop.
+async function simulcastLayers() {
+  await open("pub");
+  await open("small", "&media=none");
+  await open("big", "&media=none");
+  await open("capped", "&media=none&max_bitrate=200000");
+  await setTileWidth("small", 300);
+  await setTileWidth("big", 1300);
+  await setTileWidth("capped", 1300);
+  // Chromium ramps all three layers once it gets transport-cc feedback.
+  await waitWidth("big", "pub", (w) => w >= 1200, 30_000, "the big tile never got the full layer");
+  await waitWidth("small", "pub", (w) => w <= 400, 15_000, "the small tile did not get the low layer");
+  // The capped subscriber settles on the low layer (while Chromium ramps up, the middle layer
+  // may briefly fit the cap) and stays there while the big one gets the high layer.
+  await waitWidth("capped", "pub", (w) => w <= 400, 15_000, "the capped subscriber never went low");
+  for (let i = 0; i < 10; i++) {
+    const c = await videoFrom("capped", "pub");
+    const b = await videoFrom("big", "pub");
+    if (!(c.width > 0 && c.width <= 400)) fail(`capped receives width ${c.width}`);
+    if (b.width < 1200) fail(`big fell to width ${b.width}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  log("layers by tile", {
+    small: await videoFrom("small", "pub"),
+    big: await videoFrom("big", "pub"),
+    capped: await videoFrom("capped", "pub"),
+  });
+
+  // Grow the small tile; watch frames every 100 ms across the switch.
+  const before = await videoFrom("small", "pub");
+  await setTileWidth("small", 1300);
+  const start = Date.now();
+  let lastFrames = before.frames;
+  let lastChange = Date.now();
+  let maxStall = 0;
+  let switchedAfter = null;
+  while (Date.now() - start < 6000) {
+    const v = await videoFrom("small", "pub");
+    const now = Date.now();
+    if (v.frames > lastFrames) {
+      maxStall = Math.max(maxStall, now - lastChange);
+      lastFrames = v.frames;
+      lastChange = now;
+    }
+    if (switchedAfter === null && v.width >= 1200) switchedAfter = now - start;
+    if (switchedAfter !== null && now - start > switchedAfter + 1500) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  maxStall = Math.max(maxStall, Date.now() - lastChange);
+  log("small tile grew", { switchedAfterMs: switchedAfter, maxStallMs: maxStall, frames: lastFrames - before.frames });
+  if (switchedAfter === null || switchedAfter > 3000) fail(`switch to 1280 took ${switchedAfter} ms`);
+  if (maxStall > 1000) fail(`video froze for ${maxStall} ms around the switch`);
+  // The server told the page which layer it now gets, and why.
+  const stats = await stats_("small");
+  const fromPub = Object.values(stats).find((p) => p.name === "pub");
+  const l = fromPub && fromPub.layer;
+  if (!l || l.layer !== "f" || l.reason !== "rendered_size") fail(`last layer event ${JSON.stringify(l)}`);
+}
+
+const scenarios = {
+  "three-then-four": threeThenFour,
+  "dev-two-tabs": devTwoTabs,
+  simulcast: simulcastLayers,
+};
 const scenario = scenarios[process.env.GAX_SCENARIO || "three-then-four"];
 let exitCode = 0;
 try {
