@@ -170,3 +170,79 @@ async fn answer_without_offer_and_garbage_answer_are_refused() {
     let err = expect(&mut b, "error").await;
     assert_eq!(err["code"], "already_joined");
 }
+
+/// The mids in an SDP, in order, with their kinds.
+fn mids(sdp: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut kind = String::new();
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("m=") {
+            kind = rest.split(' ').next().unwrap_or("").to_owned();
+        }
+        if let Some(mid) = line.strip_prefix("a=mid:") {
+            out.push((mid.trim().to_owned(), kind.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layer_requests_for_missing_tracks_or_layers_get_clear_errors() {
+    let gax = Gax::start(&[]);
+    let t = gax.token(&["--room", "l", "--identity", "one"]);
+    let mut a = connect(&gax).await;
+    a.send(Message::Text(
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let joined = expect(&mut a, "joined").await;
+    let mids = mids(joined["sdp"].as_str().unwrap());
+    let audio = mids.iter().find(|(_, k)| k == "audio").unwrap().0.clone();
+    let video = mids.iter().find(|(_, k)| k == "video").unwrap().0.clone();
+
+    let cases = [
+        (
+            json!({"type": "pin_layer", "mid": "nope", "layer": "f"}),
+            "unknown_track",
+        ),
+        (
+            json!({"type": "video_size", "mid": "", "width": 100, "height": 50}),
+            "unknown_track",
+        ),
+        (
+            json!({"type": "pin_layer", "mid": audio, "layer": "q"}),
+            "not_video",
+        ),
+        (
+            json!({"type": "pin_layer", "mid": video, "layer": "xl"}),
+            "unknown_layer",
+        ),
+        // Its own published video is not a track it receives.
+        (
+            json!({"type": "pin_layer", "mid": video, "layer": "q"}),
+            "unknown_track",
+        ),
+    ];
+    for (msg, code) in cases {
+        a.send(Message::Text(msg.to_string().into())).await.unwrap();
+        let err = expect(&mut a, "error").await;
+        assert_eq!(err["code"], code, "{msg}");
+        assert!(err.get("close").is_none(), "not fatal: {err}");
+    }
+    // The call goes on: a cap and a ping are answered normally.
+    a.send(Message::Text(
+        json!({"type": "max_bitrate", "bps": 300000})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    a.send(Message::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    let next = recv(&mut a).await.unwrap().unwrap();
+    assert_eq!(next["type"], "pong", "no error for a valid cap: {next}");
+}
