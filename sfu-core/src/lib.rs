@@ -17,6 +17,8 @@
 //! - [`worker`]: the sans-IO pipeline of one worker: sessions, router, timer heap, outbox.
 //! - [`worker_thread`]: the thin I/O loop, one OS thread and one UDP socket per worker.
 //! - [`sfu`]: the control plane handle ([`Sfu`]) that signaling calls: join, answer, leave.
+//! - [`layers`], [`rewrite`], [`vp8`]: simulcast layer choice and seamless switching.
+//! - [`speaker`]: active speaker detection from audio levels.
 //! - [`stats`]: per-worker counters for `/metrics`.
 //!
 //! A packet is decrypted once; its payload is one `Arc<[u8]>` that every consumer shares (a
@@ -29,6 +31,7 @@ pub mod rewrite;
 pub mod router;
 pub mod session;
 pub mod sfu;
+pub mod speaker;
 pub mod stats;
 pub mod vp8;
 pub mod worker;
@@ -79,6 +82,8 @@ pub enum PeerEvent {
         /// The layer's frame width, when known.
         width: Option<u16>,
     },
+    /// The room's active speaker changed (`None`: nobody speaks).
+    ActiveSpeaker(Option<ParticipantId>),
     /// ICE + DTLS connected.
     Connected,
     /// The media session ended (the participant left, timed out or failed).

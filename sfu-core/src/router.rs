@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::layers::{LayerSelector, SimulcastIn, MAX_LAYERS};
 use crate::rewrite::Rewriter;
 use crate::session::{Kind, Layer, MediaId};
+use crate::speaker::SpeakerDetector;
 use crate::ParticipantId;
 
 /// Keyframe requests to one publisher track are sent at most this often.
@@ -91,6 +92,7 @@ impl Producer {
 #[derive(Debug, Default)]
 struct RoomState {
     participants: Vec<ParticipantId>,
+    speaker: SpeakerDetector,
 }
 
 #[derive(Debug)]
@@ -123,6 +125,8 @@ pub struct Departure {
     pub stop: Vec<(ParticipantId, u64, Option<MediaId>)>,
     /// True if the room is now empty.
     pub room_empty: bool,
+    /// The leaver was the room's active speaker: the others are told nobody speaks now.
+    pub speaker_cleared: Vec<ParticipantId>,
 }
 
 /// The routing table of one worker.
@@ -393,12 +397,30 @@ impl Router {
         }
         if let Some(room) = self.rooms.get_mut(&state.room) {
             room.participants.retain(|p| *p != who);
+            if room.speaker.remove(who).is_some() {
+                dep.speaker_cleared = room.participants.clone();
+            }
             if room.participants.is_empty() {
                 self.rooms.remove(&state.room);
                 dep.room_empty = true;
             }
         }
         dep
+    }
+
+    /// Feeds one audio packet's level to its room's speaker detector. When the room's active
+    /// speaker changes, returns the members to tell and the new speaker.
+    pub fn on_audio_level(
+        &mut self,
+        now: Instant,
+        who: ParticipantId,
+        dbov: i8,
+    ) -> Option<(Vec<ParticipantId>, Option<ParticipantId>)> {
+        let room = self.participants.get(&who)?.room.as_str();
+        let state = self.rooms.get_mut(room)?;
+        state.speaker.on_level(now, who, dbov);
+        let change = state.speaker.tick(now)?;
+        Some((state.participants.clone(), change))
     }
 
     /// Number of participants and producers (for stats and tests).

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
@@ -21,6 +22,9 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// The bandwidth estimate toward a new peer before feedback refines it.
+pub const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
 
 /// Errors a session reports to its caller. None of them is fatal to other sessions.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +132,8 @@ pub enum SessionEvent {
     Rtp(RtpIn),
     /// The remote asks for a keyframe on a track we send to it.
     KeyframeRequest { media: MediaId },
+    /// The send-side bandwidth estimate toward this peer changed (bits per second).
+    Estimate(u64),
     /// The peer went away (ICE timed out, DTLS closed).
     Closed,
 }
@@ -209,9 +215,9 @@ impl Session {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
-            // Send-side bandwidth estimation stays off (no pacer) until simulcast layer
-            // selection needs it (issue 3). Incoming TWCC feedback to publishers is on anyway.
-            .enable_bwe(None)
+            // Send-side bandwidth estimation (TWCC, with probing): its estimate is the budget
+            // for the layers this peer receives. Publishers get TWCC feedback either way.
+            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
             .build(now);
         let candidate =
             Candidate::host(local, "udp").map_err(|e| SessionError::Address(e.to_string()))?;
@@ -434,6 +440,10 @@ impl Session {
                     kind: Kind::from_str0m(m.kind),
                 })
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                Some(SessionEvent::Estimate(estimate.as_u64()))
+            }
             Event::KeyframeRequest(r) => Some(SessionEvent::KeyframeRequest {
                 media: MediaId(r.mid),
             }),
@@ -578,6 +588,14 @@ impl Session {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
             }
         }
+    }
+
+    /// Tells the bandwidth estimator what we would like to send to this peer: it probes toward
+    /// `desired` and keeps at least `minimum` flowing (padding if media is short).
+    pub fn set_bitrate_goal(&mut self, minimum: u64, desired: u64) {
+        self.rtc
+            .bwe()
+            .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired.max(minimum)));
     }
 
     /// Ends the session (sends DTLS close where possible).

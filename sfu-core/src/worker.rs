@@ -19,12 +19,20 @@ use str0m::config::DtlsCert;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::demux::{self, Proto};
-use crate::layers::{layer_index, layer_name, Inputs, SimulcastIn, SwitchReason, MAX_LAYERS};
+use crate::layers::{
+    layer_index, layer_name, Inputs, SimulcastIn, SwitchReason, DEFAULT_BITRATES, MAX_LAYERS,
+};
 use crate::router::{Grants, ProducerKey, Router, KEYFRAME_THROTTLE};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;
 use crate::vp8;
 use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
+
+/// Bitrate set aside for the audio a peer receives before video shares the rest.
+const AUDIO_ALLOWANCE: u64 = 64_000;
+
+/// The least the bandwidth estimator keeps flowing to a peer that receives anything.
+const MIN_BITRATE_GOAL: u64 = 300_000;
 
 /// The reason reported for a switch: the first layer a consumer gets is "initial", whatever
 /// moved the target while it waited for the first keyframe.
@@ -52,13 +60,26 @@ struct Peer {
     max_bitrate: Option<u64>,
     /// How many video tracks this peer receives (the budget is shared among them).
     video_tracks: usize,
+    /// The send-side bandwidth estimate toward this peer, bits per second.
+    estimate: Option<u64>,
 }
 
 impl Peer {
     /// The bitrate each of this peer's video tracks may use.
     fn video_budget(&self) -> Option<u64> {
-        self.max_bitrate
-            .map(|b| b / self.video_tracks.max(1) as u64)
+        let total = match (self.max_bitrate, self.estimate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }?;
+        // Leave room for audio (about 64 kbit/s per track) before sharing among video tracks.
+        Some(total.saturating_sub(AUDIO_ALLOWANCE) / self.video_tracks.max(1) as u64)
+    }
+
+    /// Tells the estimator how much we would like to send: enough for the top layer of every
+    /// video track, so it probes up to that.
+    fn update_bitrate_goal(&mut self) {
+        let desired = AUDIO_ALLOWANCE + self.video_tracks as u64 * DEFAULT_BITRATES[MAX_LAYERS - 1];
+        let _ = guarded(|| self.session.set_bitrate_goal(MIN_BITRATE_GOAL, desired));
     }
 }
 
@@ -150,6 +171,7 @@ impl WorkerCore {
                 addrs: Vec::new(),
                 max_bitrate: None,
                 video_tracks: 0,
+                estimate: None,
             },
         );
         self.stats.sessions.set(self.peers.len() as u64);
@@ -204,6 +226,9 @@ impl WorkerCore {
         }
         self.stats.sessions.set(self.peers.len() as u64);
         let dep = self.router.leave(who);
+        if !dep.speaker_cleared.is_empty() {
+            self.announce_speaker(&dep.speaker_cleared, None);
+        }
         let mut touched = Vec::new();
         for (sub, tag, media) in dep.stop {
             let Some(p) = self.peers.get_mut(&sub) else {
@@ -222,6 +247,7 @@ impl WorkerCore {
             let video_tracks = self.router.video_consumers_of(sub);
             if let Some(p) = self.peers.get_mut(&sub) {
                 p.video_tracks = video_tracks;
+                p.update_bitrate_goal();
             }
             self.router.invalidate_subscriber(sub);
             self.negotiate(sub);
@@ -417,6 +443,13 @@ impl WorkerCore {
                     self.keyframe_for(now, key, true);
                 }
             }
+            SessionEvent::Estimate(bps) => {
+                tracing::trace!(participant = who.0, bps, "bandwidth estimate");
+                if let Some(p) = self.peers.get_mut(&who) {
+                    p.estimate = Some(bps);
+                }
+                self.router.invalidate_subscriber(who);
+            }
             SessionEvent::Connected => {
                 if let Some(p) = self.peers.get(&who) {
                     let _ = p.events.send(PeerEvent::Connected);
@@ -453,6 +486,11 @@ impl WorkerCore {
     /// that keyframe (throttled per layer).
     fn forward(&mut self, now: Instant, from: ParticipantId, pkt: RtpIn) {
         self.stats.rtp_in.inc();
+        if let Some(level) = pkt.audio_level {
+            if let Some((members, speaker)) = self.router.on_audio_level(now, from, level) {
+                self.announce_speaker(&members, speaker);
+            }
+        }
         let key = ProducerKey {
             owner: from,
             media: pkt.media,
@@ -645,6 +683,7 @@ impl WorkerCore {
         let video_tracks = self.router.video_consumers_of(subscriber);
         if let Some(p) = self.peers.get_mut(&subscriber) {
             p.video_tracks = video_tracks;
+            p.update_bitrate_goal();
             p.session.queue_outgoing(OutgoingTrack {
                 tag,
                 kind,
@@ -747,6 +786,15 @@ impl WorkerCore {
             Some((m, Kind::Video)) => Ok(m),
             Some((_, Kind::Audio)) => Err(SfuError::NotVideo),
             None => Err(SfuError::UnknownTrack),
+        }
+    }
+
+    fn announce_speaker(&self, members: &[ParticipantId], speaker: Option<ParticipantId>) {
+        tracing::debug!(speaker = ?speaker, "active speaker");
+        for m in members {
+            if let Some(p) = self.peers.get(m) {
+                let _ = p.events.send(PeerEvent::ActiveSpeaker(speaker));
+            }
         }
     }
 

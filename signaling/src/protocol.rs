@@ -167,6 +167,10 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         width: Option<u16>,
     },
+    /// The room's active speaker (from audio levels) changed; `null` when nobody speaks.
+    ActiveSpeaker {
+        participant: Option<String>,
+    },
     /// ICE + DTLS are up for this client.
     MediaConnected,
     Pong,

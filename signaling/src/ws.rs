@@ -366,6 +366,9 @@ impl Conn {
                             reason: reason.as_str().to_owned(),
                             width,
                         },
+                        Some(PeerEvent::ActiveSpeaker(who)) => ServerMessage::ActiveSpeaker {
+                            participant: who.map(|p| p.to_string()),
+                        },
                         Some(PeerEvent::Connected) => {
                             media_up = true;
                             ServerMessage::MediaConnected

@@ -27,6 +27,9 @@ const state = {
   mids: new Map(),
   // our own tracks the server routes (from track_published)
   published: [],
+  // active speaker: current and every change seen (for tests and the curious)
+  speaker: null,
+  speakers: [],
   queue: Promise.resolve(),
   connected: false,
 };
@@ -266,6 +269,11 @@ async function onMessage(msg) {
       }
       break;
     }
+    case "active_speaker":
+      for (const [id, p] of state.peers) p.tile.classList.toggle("speaking", id === msg.participant);
+      state.speaker = msg.participant;
+      state.speakers.push(msg.participant);
+      break;
     case "media_connected":
       state.connected = true;
       setStatus("in room " + state.room, "connected");

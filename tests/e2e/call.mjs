@@ -160,6 +160,31 @@ async function expectLabel(watchers, who, text) {
 async function devTwoTabs() {
   for (const n of ["alice", "bob"]) await open(n);
   await expectMesh(["alice", "bob"]);
+
+  // Active speaker: bob mutes; alice's (fake, beeping) microphone makes her the speaker on
+  // both pages, and bob is never named while muted.
+  await pages.get("bob").click("#mute-audio");
+  await new Promise((r) => setTimeout(r, 1500));
+  const ids = {};
+  for (const n of ["alice", "bob"]) {
+    ids[n] = await pages.get(n).evaluate(() => window.gax.state.me.id);
+    await pages.get(n).evaluate(() => { window.gax.state.speakers = []; });
+  }
+  const spDeadline = Date.now() + STEP_TIMEOUT_MS;
+  let heard = {};
+  while (Date.now() < spDeadline) {
+    for (const n of ["alice", "bob"]) heard[n] = await pages.get(n).evaluate(() => window.gax.state.speakers);
+    if (heard.alice.includes(ids.alice) && heard.bob.includes(ids.alice)) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (!heard.bob.includes(ids.alice)) fail("alice never became the active speaker", { heard, ids });
+  if (heard.bob.includes(ids.bob) || heard.alice.includes(ids.bob)) fail("muted bob was named speaker", { heard, ids });
+  const outlined = await pages.get("bob").evaluate(
+    (id) => document.querySelector(`.tile[data-participant="${id}"]`).classList.contains("speaking") || window.gax.state.speaker !== id,
+    ids.alice,
+  );
+  if (!outlined) fail("alice's tile is not outlined while she speaks");
+  log("active speaker", { heard, ids });
   await open("viewer", "&media=none");
   const deadline = Date.now() + STEP_TIMEOUT_MS;
   let seen = {};
