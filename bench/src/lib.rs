@@ -463,7 +463,7 @@ impl InMemoryRoom {
                 }
                 PeerEvent::Connected => c.server_connected = true,
                 // The publisher's own track is routed: signaling news, nothing to do here.
-                PeerEvent::Published(_) | PeerEvent::LayerSwitched { .. } => {}
+                PeerEvent::Published(_) | PeerEvent::LayerSwitched { .. } | PeerEvent::ActiveSpeaker(_) => {}
                 PeerEvent::Closed => return Err(format!("the server closed {}", c.id).into()),
             }
         }
