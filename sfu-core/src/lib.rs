@@ -46,6 +46,12 @@ pub use worker_thread::Control;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ParticipantId(pub u64);
 
+impl Default for ParticipantId {
+    fn default() -> Self {
+        ParticipantId(0)
+    }
+}
+
 impl std::fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "p{}", self.0)
@@ -58,6 +64,52 @@ pub struct TrackInfo {
     pub mid: String,
     pub publisher: ParticipantId,
     pub kind: Kind,
+}
+
+/// Counters of one participant's session (a snapshot).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionStats {
+    pub participant: ParticipantId,
+    pub room: String,
+    pub worker: usize,
+    /// Datagrams and bytes received from this peer.
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    /// RTP packets it published (decrypted on its worker).
+    pub rtp_published: u64,
+    /// RTP packets forwarded to it, and their payload bytes.
+    pub rtp_received: u64,
+    pub payload_bytes_received: u64,
+    /// Its datagrams its session refused.
+    pub dropped_rejected: u64,
+    /// Packets for it dropped because it lacks the codec, or its track was not ready.
+    pub dropped_codec: u64,
+    pub dropped_not_ready: u64,
+    /// RTCP feedback both ways.
+    pub feedback: session::FeedbackCounts,
+    /// Simulcast switches on its tracks, by [`layers::SwitchReason::index`].
+    pub layer_switches: [u64; 5],
+    /// Send-side bandwidth estimate toward it, and its own cap, bits per second.
+    pub estimate_bps: Option<u64>,
+    pub max_bitrate_bps: Option<u64>,
+    pub rtt_ms: Option<f64>,
+    /// What it receives.
+    pub consumers: Vec<ConsumerStats>,
+}
+
+/// One track a participant receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// The mid in the subscriber's session.
+    pub mid: String,
+    pub publisher: ParticipantId,
+    pub kind: Kind,
+    /// The simulcast layer it receives now and the one it should get (`None`: single stream
+    /// or nothing yet).
+    pub layer: Option<&'static str>,
+    pub target: Option<&'static str>,
+    pub rendered_width: Option<u32>,
+    pub pinned: Option<&'static str>,
 }
 
 /// Events for one participant, delivered to its signaling connection.

@@ -339,6 +339,17 @@ impl Router {
         })
     }
 
+    /// What `subscriber` receives, one entry per consumer (for stats).
+    pub fn consumers_of(&self, subscriber: ParticipantId) -> Vec<(ProducerKey, Kind, &Consumer)> {
+        let mut out = Vec::new();
+        for p in self.producers.values() {
+            for c in p.consumers.iter().filter(|c| c.subscriber == subscriber) {
+                out.push((p.key, p.kind, c));
+            }
+        }
+        out
+    }
+
     /// Forces every producer `subscriber` receives from to re-evaluate its layer choices
     /// (the subscriber's budget changed). Returns how many video consumers it has.
     pub fn invalidate_subscriber(&mut self, subscriber: ParticipantId) -> usize {

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -185,6 +185,34 @@ pub struct Session {
     local_mids: Vec<MediaId>,
     events: VecDeque<SessionEvent>,
     closed: bool,
+    /// Latest cumulative RTCP feedback counts per stream, from str0m's once-a-second stats.
+    feedback: Vec<StreamFeedback>,
+    rtt: Option<Duration>,
+}
+
+/// Cumulative feedback counts of one stream (str0m reports them as running totals).
+#[derive(Debug, Clone, Copy)]
+struct StreamFeedback {
+    mid: MediaId,
+    rid: Option<str0m::media::Rid>,
+    /// True for a stream we send (feedback received), false for one we receive (sent).
+    egress: bool,
+    nacks: u64,
+    plis: u64,
+    firs: u64,
+}
+
+/// RTCP feedback a session sent and received, summed over its streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedbackCounts {
+    /// NACKs the peer sent us (for tracks we send it).
+    pub nacks_received: u64,
+    /// PLIs + FIRs the peer sent us.
+    pub keyframe_requests_received: u64,
+    /// NACKs we sent the peer (for tracks it publishes).
+    pub nacks_sent: u64,
+    /// PLIs + FIRs we sent the peer.
+    pub keyframe_requests_sent: u64,
 }
 
 /// Creates a DTLS certificate to share among many sessions (creating one per session costs ms).
@@ -215,6 +243,7 @@ impl Session {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            .set_stats_interval(Some(Duration::from_secs(1)))
             // Send-side bandwidth estimation (TWCC, with probing): its estimate is the budget
             // for the layers this peer receives. Publishers get TWCC feedback either way.
             .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
@@ -231,6 +260,8 @@ impl Session {
             local_mids: Vec::new(),
             events: VecDeque::new(),
             closed: false,
+            feedback: Vec::new(),
+            rtt: None,
         })
     }
 
@@ -444,6 +475,18 @@ impl Session {
             | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
                 Some(SessionEvent::Estimate(estimate.as_u64()))
             }
+            Event::MediaEgressStats(s) => {
+                self.record_feedback(MediaId(s.mid), s.rid, true, s.nacks, s.plis, s.firs);
+                None
+            }
+            Event::MediaIngressStats(s) => {
+                self.record_feedback(MediaId(s.mid), s.rid, false, s.nacks, s.plis, s.firs);
+                None
+            }
+            Event::PeerStats(s) => {
+                self.rtt = s.rtt;
+                None
+            }
             Event::KeyframeRequest(r) => Some(SessionEvent::KeyframeRequest {
                 media: MediaId(r.mid),
             }),
@@ -479,6 +522,53 @@ impl Session {
             }
             _ => None,
         }
+    }
+
+    fn record_feedback(
+        &mut self,
+        mid: MediaId,
+        rid: Option<str0m::media::Rid>,
+        egress: bool,
+        nacks: u64,
+        plis: u64,
+        firs: u64,
+    ) {
+        let entry = StreamFeedback {
+            mid,
+            rid,
+            egress,
+            nacks,
+            plis,
+            firs,
+        };
+        match self
+            .feedback
+            .iter_mut()
+            .find(|f| f.mid == mid && f.rid == rid && f.egress == egress)
+        {
+            Some(f) => *f = entry,
+            None => self.feedback.push(entry),
+        }
+    }
+
+    /// RTCP feedback counts so far (updated once a second).
+    pub fn feedback(&self) -> FeedbackCounts {
+        let mut c = FeedbackCounts::default();
+        for f in &self.feedback {
+            if f.egress {
+                c.nacks_received += f.nacks;
+                c.keyframe_requests_received += f.plis + f.firs;
+            } else {
+                c.nacks_sent += f.nacks;
+                c.keyframe_requests_sent += f.plis + f.firs;
+            }
+        }
+        c
+    }
+
+    /// Round-trip time to the peer, from RTCP.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
     }
 
     /// The negotiated codec of payload type `pt` (for mapping to another session's type).

@@ -15,7 +15,7 @@ use crate::router::Grants;
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
 use crate::worker_thread::{spawn, Command, Control, WorkerHandle};
-use crate::{ParticipantId, PeerEvent, SfuError};
+use crate::{ParticipantId, PeerEvent, SessionStats, SfuError};
 
 /// How the media plane is laid out.
 #[derive(Debug, Clone)]
@@ -199,6 +199,20 @@ impl Sfu {
             reply,
         })?;
         rx.await.unwrap_or(Err(SfuError::WorkerGone))
+    }
+
+    /// Counters of every session on every worker (the control API behind `/metrics`).
+    pub async fn session_stats(&self) -> Vec<SessionStats> {
+        let mut out = Vec::new();
+        for w in &self.workers {
+            let (reply, rx) = oneshot::channel();
+            if w.send(Command::Stats { reply }).is_ok() {
+                if let Ok(mut s) = rx.await {
+                    out.append(&mut s);
+                }
+            }
+        }
+        out
     }
 
     /// Removes the participant and its tracks from the room.

@@ -26,7 +26,7 @@ use crate::router::{Grants, ProducerKey, Router, KEYFRAME_THROTTLE};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;
 use crate::vp8;
-use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
+use crate::{ConsumerStats, ParticipantId, PeerEvent, SessionStats, SfuError, TrackInfo};
 
 /// Bitrate set aside for the audio a peer receives before video shares the rest.
 const AUDIO_ALLOWANCE: u64 = 64_000;
@@ -62,6 +62,21 @@ struct Peer {
     video_tracks: usize,
     /// The send-side bandwidth estimate toward this peer, bits per second.
     estimate: Option<u64>,
+    /// This peer's own counters (worker-local, plain integers).
+    counters: PeerCounters,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PeerCounters {
+    datagrams_in: u64,
+    bytes_in: u64,
+    rtp_published: u64,
+    rtp_received: u64,
+    payload_bytes_received: u64,
+    dropped_rejected: u64,
+    dropped_codec: u64,
+    dropped_not_ready: u64,
+    layer_switches: [u64; 5],
 }
 
 impl Peer {
@@ -172,6 +187,7 @@ impl WorkerCore {
                 max_bitrate: None,
                 video_tracks: 0,
                 estimate: None,
+                counters: PeerCounters::default(),
             },
         );
         self.stats.sessions.set(self.peers.len() as u64);
@@ -279,9 +295,12 @@ impl WorkerCore {
         let Some(peer) = self.peers.get_mut(&who) else {
             return;
         };
+        peer.counters.datagrams_in += 1;
+        peer.counters.bytes_in += data.len() as u64;
         match guarded(|| peer.session.handle_datagram(now, source, local, data)) {
             Some(Ok(())) => {}
             Some(Err(e)) => {
+                peer.counters.dropped_rejected += 1;
                 self.stats.dropped_rejected.inc();
                 tracing::trace!(%source, "datagram rejected: {e}");
             }
@@ -479,6 +498,58 @@ impl WorkerCore {
         }
     }
 
+    /// A snapshot of every session's counters on this worker.
+    pub fn session_stats(&self, worker: usize) -> Vec<SessionStats> {
+        let mut out: Vec<SessionStats> = self
+            .peers
+            .iter()
+            .map(|(who, p)| {
+                let c = p.counters;
+                let consumers = self
+                    .router
+                    .consumers_of(*who)
+                    .into_iter()
+                    .filter_map(|(key, kind, con)| {
+                        Some(ConsumerStats {
+                            mid: con.media?.as_str().to_owned(),
+                            publisher: key.owner,
+                            kind,
+                            layer: con
+                                .rewriter
+                                .source()
+                                .filter(|_| kind == Kind::Video)
+                                .map(layer_name),
+                            target: con.selector.target().map(layer_name),
+                            rendered_width: con.rendered_width,
+                            pinned: con.pinned.map(layer_name),
+                        })
+                    })
+                    .collect();
+                SessionStats {
+                    participant: *who,
+                    room: self.router.room_of(*who).unwrap_or("").to_owned(),
+                    worker,
+                    datagrams_in: c.datagrams_in,
+                    bytes_in: c.bytes_in,
+                    rtp_published: c.rtp_published,
+                    rtp_received: c.rtp_received,
+                    payload_bytes_received: c.payload_bytes_received,
+                    dropped_rejected: c.dropped_rejected,
+                    dropped_codec: c.dropped_codec,
+                    dropped_not_ready: c.dropped_not_ready,
+                    feedback: p.session.feedback(),
+                    layer_switches: c.layer_switches,
+                    estimate_bps: p.estimate,
+                    max_bitrate_bps: p.max_bitrate,
+                    rtt_ms: p.session.rtt().map(|d| d.as_secs_f64() * 1000.0),
+                    consumers,
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| s.participant);
+        out
+    }
+
     /// The hot path: one incoming packet to every consumer of its track.
     ///
     /// For a simulcast track, each consumer forwards only the layer it currently receives,
@@ -486,6 +557,9 @@ impl WorkerCore {
     /// that keyframe (throttled per layer).
     fn forward(&mut self, now: Instant, from: ParticipantId, pkt: RtpIn) {
         self.stats.rtp_in.inc();
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.counters.rtp_published += 1;
+        }
         if let Some(level) = pkt.audio_level {
             if let Some((members, speaker)) = self.router.on_audio_level(now, from, level) {
                 self.announce_speaker(&members, speaker);
@@ -587,7 +661,8 @@ impl WorkerCore {
                         .switch_to(layer, pkt.seq, pkt.timestamp, now, clock_rate, vp8_ids);
 
                     stats.layer_switches[reason.index()].inc();
-                    if let Some(sub) = peers.get(&c.subscriber) {
+                    if let Some(sub) = peers.get_mut(&c.subscriber) {
+                        sub.counters.layer_switches[reason.index()] += 1;
                         let _ = sub.events.send(PeerEvent::LayerSwitched {
                             mid: media.as_str().to_owned(),
                             layer: layer_name(layer),
@@ -620,6 +695,9 @@ impl WorkerCore {
             };
             let Some(out_pt) = out_pt else {
                 stats.dropped_codec.inc();
+                if let Some(sub) = peers.get_mut(&c.subscriber) {
+                    sub.counters.dropped_codec += 1;
+                }
                 continue;
             };
             let Some(sub) = peers.get_mut(&c.subscriber) else {
@@ -643,12 +721,17 @@ impl WorkerCore {
             match written {
                 Some(true) => {
                     stats.rtp_forwarded.inc();
+                    sub.counters.rtp_received += 1;
+                    sub.counters.payload_bytes_received += pkt.payload.len() as u64;
                     if !sub.dirty {
                         sub.dirty = true;
                         dirty.push(c.subscriber);
                     }
                 }
-                Some(false) => stats.dropped_not_ready.inc(),
+                Some(false) => {
+                    stats.dropped_not_ready.inc();
+                    sub.counters.dropped_not_ready += 1;
+                }
                 None => doomed.push(c.subscriber),
             }
         }

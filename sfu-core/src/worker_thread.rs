@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::router::Grants;
 use crate::stats::WorkerStats;
 use crate::worker::{JoinAnswer, WorkerCore};
-use crate::{ParticipantId, PeerEvent, SfuError};
+use crate::{ParticipantId, PeerEvent, SessionStats, SfuError};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -45,6 +45,10 @@ pub(crate) enum Command {
         who: ParticipantId,
         control: Control,
         reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    /// A snapshot of every session's counters.
+    Stats {
+        reply: oneshot::Sender<Vec<SessionStats>>,
     },
     Shutdown,
 }
@@ -103,7 +107,7 @@ pub(crate) fn spawn(
     let core = WorkerCore::new(addr, cert, stats.clone());
     let thread = std::thread::Builder::new()
         .name(format!("gax-worker-{index}"))
-        .spawn(move || run(core, socket, poll, rx))
+        .spawn(move || run(index, core, socket, poll, rx))
         .map_err(|e| SfuError::Bind(bind, e))?;
     tracing::info!(worker = index, %addr, "media worker started");
     Ok(WorkerHandle {
@@ -115,7 +119,13 @@ pub(crate) fn spawn(
     })
 }
 
-fn run(mut core: WorkerCore, socket: UdpSocket, mut poll: Poll, rx: Receiver<Command>) {
+fn run(
+    index: usize,
+    mut core: WorkerCore,
+    socket: UdpSocket,
+    mut poll: Poll,
+    rx: Receiver<Command>,
+) {
     let mut events = Events::with_capacity(16);
     let mut buf = vec![0u8; 2048];
     let stats = core.stats();
@@ -137,7 +147,7 @@ fn run(mut core: WorkerCore, socket: UdpSocket, mut poll: Poll, rx: Receiver<Com
                     flush(&mut core, &socket, &stats);
                     return;
                 }
-                Ok(cmd) => handle_command(&mut core, cmd),
+                Ok(cmd) => handle_command(&mut core, index, cmd),
                 Err(TryRecvError::Empty) => break,
             }
             flush(&mut core, &socket, &stats);
@@ -163,7 +173,7 @@ fn run(mut core: WorkerCore, socket: UdpSocket, mut poll: Poll, rx: Receiver<Com
     }
 }
 
-fn handle_command(core: &mut WorkerCore, cmd: Command) {
+fn handle_command(core: &mut WorkerCore, index: usize, cmd: Command) {
     let now = Instant::now();
     match cmd {
         Command::Join {
@@ -180,6 +190,9 @@ fn handle_command(core: &mut WorkerCore, cmd: Command) {
             let _ = reply.send(core.answer(now, who, &sdp));
         }
         Command::Leave { who } => core.leave(now, who),
+        Command::Stats { reply } => {
+            let _ = reply.send(core.session_stats(index));
+        }
         Command::Control {
             who,
             control,

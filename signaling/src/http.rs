@@ -112,6 +112,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     for (code, n) in app.stats.closes() {
         let _ = writeln!(out, "gax_ws_closed_total{{code=\"{code}\"}} {n}");
     }
+    crate::metrics::sessions(&mut out, &app.sfu.session_stats().await);
     (
         [(
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@
 //! never passes through here.
 
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod rooms;
 pub mod ws;

@@ -322,6 +322,18 @@ async function simulcastLayers() {
   const fromPub = Object.values(stats).find((p) => p.name === "pub");
   const l = fromPub && fromPub.layer;
   if (!l || l.layer !== "f" || l.reason !== "rendered_size") fail(`last layer event ${JSON.stringify(l)}`);
+
+  // The server's per-consumer metrics agree: capped on q, small and big on f.
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const layers = metrics.split("\n").filter((line) => line.startsWith("gax_consumer_layer{"));
+  const on = (x) => layers.filter((line) => line.includes(`layer="${x}"`)).length;
+  if (layers.length !== 3 || on("f") !== 2 || on("q") !== 1) fail("gax_consumer_layer disagrees", { layers });
+  const received = metrics
+    .split("\n")
+    .filter((line) => line.startsWith("gax_session_rtp_received_total{"))
+    .reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
+  if (!(received > 500)) fail(`gax_session_rtp_received_total sums to ${received}`);
+  log("metrics", { layers });
 }
 
 const scenarios = {
