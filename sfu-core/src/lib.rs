@@ -43,14 +43,8 @@ pub use sfu::{Joined, Placement, Sfu, SfuConfig};
 pub use worker_thread::Control;
 
 /// A participant, unique for the lifetime of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ParticipantId(pub u64);
-
-impl Default for ParticipantId {
-    fn default() -> Self {
-        ParticipantId(0)
-    }
-}
 
 impl std::fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
