@@ -15,7 +15,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bench::{is_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
+use bench::{is_media_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Subscriber counts measured.
@@ -33,7 +33,7 @@ fn fanout(c: &mut Criterion) {
         room.advance(Duration::from_millis(50)).expect("settle");
         let first = room.publisher_packet().expect("publisher packet");
         let out = room.forward_collect(&first);
-        let rtp = out.iter().filter(|(_, d)| is_rtp(d)).count();
+        let rtp = out.iter().filter(|(_, d)| is_media_rtp(d)).count();
         assert_eq!(rtp, n, "one publisher packet must give {n} RTP datagrams");
         room.settle().expect("settle");
 

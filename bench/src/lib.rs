@@ -18,6 +18,14 @@
 //! harness does it in [`InMemoryRoom::publisher_packet`], [`InMemoryRoom::deliver`] and
 //! [`InMemoryRoom::settle`], which a benchmark keeps outside its timed region.
 //!
+//! [`InMemoryRoom::with_simulcast`] makes the publisher send simulcast (one VP8 m-line, one
+//! send layer per RID, each with its own SSRC, sequence numbers, timestamps and VP8 picture
+//! ids: see [`PublisherLayer`]); [`InMemoryRoom::simulcast_frame`] sends one frame of every
+//! layer the way a browser does, answering the core's keyframe requests. Every client records
+//! the RTP it decrypts ([`Client::received`]), the layer switches the server reports
+//! ([`Client::layer_switches`]) and the keyframe requests it gets, so tests can check what a
+//! subscriber really sees.
+//!
 //! ```no_run
 //! let mut room = bench::InMemoryRoom::new(10).unwrap();
 //! let packet = room.publisher_packet().unwrap();
@@ -32,13 +40,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sfu_core::layers::SwitchReason;
 use sfu_core::session::{init_crypto, new_certificate};
 use sfu_core::stats::WorkerStats;
 use sfu_core::worker::WorkerCore;
-use sfu_core::{Grants, ParticipantId, PeerEvent};
+use sfu_core::{vp8, Grants, ParticipantId, PeerEvent, TrackInfo};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -66,6 +75,145 @@ pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10,
 /// The longest [`InMemoryRoom::new`] waits (simulated) for ICE, DTLS and negotiation.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The smallest step [`InMemoryRoom::run_for`] moves the clock by.
+pub const MIN_STEP: Duration = Duration::from_millis(1);
+
+/// Simulated time between two frames of a simulcast publisher: 30 frames/s.
+pub const FRAME_INTERVAL: Duration = Duration::from_micros(33_333);
+
+/// RTP timestamp step between two frames of a simulcast layer (90 kHz, 30 frames/s).
+pub const FRAME_TICKS: u32 = 3_000;
+
+/// Frame size of each simulcast layer, lowest first: a 1280x720 capture at scale 1/4, 1/2
+/// and 1 (what the web client sends). With fewer than three RIDs the top ones are used.
+pub const SIMULCAST_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+
+/// Payload bytes of each packet of a simulcast layer, lowest first. At one packet per frame
+/// and 30 frames/s that is 60, 120 and 240 kbit/s.
+pub const SIMULCAST_PAYLOAD_SIZES: [usize; 3] = [250, 500, 1_000];
+
+/// Per-layer starting points of the simulcast publisher's counters, lowest layer first. They
+/// are unrelated from layer to layer (as in a browser) and some wrap soon, so a subscriber
+/// only sees continuous numbers if the server rewrites them: sequence numbers (f crosses
+/// 65 536 after 536 packets), RTP timestamps (f wraps 32 bits after ~322 frames), 15-bit VP8
+/// picture ids (q wraps after 16 frames) and TL0PICIDX.
+const LAYER_SEQ_BASE: [u64; 3] = [1_000, 20_000, 65_000];
+const LAYER_TS_BASE: [u32; 3] = [90_000, 1_234_567, 4_294_000_000];
+const LAYER_PICTURE_ID_BASE: [u16; 3] = [0x7ff0, 1_000, 20_000];
+const LAYER_TL0_BASE: [u8; 3] = [250, 0, 100];
+
+/// The last payload byte of a simulcast publisher's packet: `LAYER_TAG | layer index`, so a
+/// subscriber can tell which layer it received (see [`ReceivedRtp::layer_tag`]).
+const LAYER_TAG: u8 = 0xa0;
+
+/// One simulcast layer the publisher sends. Like a browser's encoder, each layer has its own
+/// SSRC (str0m allocates it), sequence numbers, RTP timestamps, VP8 picture ids and
+/// TL0PICIDX. Frames alternate between temporal layers 0 and 1 (TL0PICIDX counts the
+/// TID-0 frames); a keyframe is always TID 0 and restarts the pattern.
+#[derive(Debug, Clone)]
+pub struct PublisherLayer {
+    pub rid: Rid,
+    pub width: u16,
+    pub height: u16,
+    /// Payload bytes of each packet.
+    pub payload_size: usize,
+    /// Sequence number of the next packet (extended: str0m tracks the rollover counter).
+    pub next_seq: u64,
+    /// RTP timestamp of the next frame.
+    pub next_timestamp: u32,
+    /// VP8 picture id of the next frame (15 bits).
+    pub next_picture_id: u16,
+    /// TL0PICIDX of the last TID-0 frame.
+    pub tl0_pic_idx: u8,
+    /// Frames sent since the last keyframe (`None` before the first keyframe).
+    since_keyframe: Option<u64>,
+    /// Frames sent.
+    pub frames: u64,
+    /// Keyframes sent.
+    pub keyframes: u64,
+}
+
+impl PublisherLayer {
+    fn new(rid: &str, index: usize, count: usize) -> Self {
+        let slot = (3 - count.min(3)) + index.min(2);
+        let (width, height) = SIMULCAST_SIZES[slot];
+        PublisherLayer {
+            rid: Rid::from(rid),
+            width,
+            height,
+            payload_size: SIMULCAST_PAYLOAD_SIZES[slot],
+            next_seq: LAYER_SEQ_BASE[slot],
+            next_timestamp: LAYER_TS_BASE[slot],
+            next_picture_id: LAYER_PICTURE_ID_BASE[slot],
+            tl0_pic_idx: LAYER_TL0_BASE[slot],
+            since_keyframe: None,
+            frames: 0,
+            keyframes: 0,
+        }
+    }
+}
+
+/// One RTP packet a client decrypted, as the client saw it (after the server's rewriting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedRtp {
+    /// Simulated time at which the client processed it.
+    pub at: Instant,
+    /// Extended sequence number.
+    pub seq: u64,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub marker: bool,
+    pub payload_len: usize,
+    /// From the VP8 payload descriptor (parsed with [`sfu_core::vp8::parse`]).
+    pub picture_id: Option<u16>,
+    pub tl0_pic_idx: Option<u8>,
+    pub tid: Option<u8>,
+    /// S=1 and partition 0: the packet starts a frame.
+    pub start_of_frame: bool,
+    /// The packet starts a VP8 keyframe.
+    pub keyframe: bool,
+    /// A keyframe's width and height.
+    pub size: Option<(u16, u16)>,
+    /// Which of the simulcast publisher's layers (index into its RIDs) the packet came from,
+    /// read from the tag the harness writes in the payload's last byte; `None` for packets of
+    /// a single-stream publisher.
+    pub layer_tag: Option<u8>,
+}
+
+impl ReceivedRtp {
+    fn parse(at: Instant, p: &str0m::rtp::RtpPacket) -> Self {
+        let info = vp8::parse(&p.payload).unwrap_or_default();
+        let b0 = p.payload.first().copied().unwrap_or(0);
+        let last = p.payload.last().copied().unwrap_or(0);
+        ReceivedRtp {
+            at,
+            seq: *p.seq_no,
+            timestamp: p.header.timestamp,
+            ssrc: *p.header.ssrc,
+            marker: p.header.marker,
+            payload_len: p.payload.len(),
+            picture_id: info.picture_id,
+            tl0_pic_idx: info.tl0_pic_idx,
+            tid: info.tid,
+            start_of_frame: b0 & 0x10 != 0 && b0 & 0x07 == 0,
+            keyframe: info.keyframe,
+            size: info.size,
+            layer_tag: (last & 0xf0 == LAYER_TAG).then_some(last & 0x0f),
+        }
+    }
+}
+
+/// A `PeerEvent::LayerSwitched` the server sent to a subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSwitch {
+    pub mid: String,
+    pub layer: &'static str,
+    pub reason: SwitchReason,
+    pub width: Option<u16>,
+    /// How many RTP packets the client had received when the harness read the event.
+    pub received_before: usize,
+}
+
 /// A publisher packet, ready to be fed to the core: its SRTP datagram and the simulated time
 /// at which it arrives.
 #[derive(Debug, Clone)]
@@ -91,6 +239,17 @@ pub struct Client {
     pub rtp_received: u64,
     /// Payload of the last RTP packet the client decrypted.
     pub last_rtp_payload: Option<Arc<[u8]>>,
+    /// Every RTP packet the client decrypted, in order (subscribers: forwarded media).
+    pub received: Vec<ReceivedRtp>,
+    /// Tracks the server's offers added to this client (subscribers: the publisher's video).
+    pub tracks: Vec<TrackInfo>,
+    /// Layer switches the server reported to this client, in order.
+    pub layer_switches: Vec<LayerSwitch>,
+    /// Keyframe requests (PLI/FIR) the client received and nobody consumed yet: the RID of
+    /// the layer asked for, `None` for the whole track (publisher).
+    pub keyframe_requests: Vec<Option<Rid>>,
+    /// Keyframe requests the client received in total.
+    pub keyframe_requests_received: u64,
 }
 
 impl Client {
@@ -120,7 +279,21 @@ impl Client {
             offers_answered: 0,
             rtp_received: 0,
             last_rtp_payload: None,
+            received: Vec::new(),
+            tracks: Vec::new(),
+            layer_switches: Vec::new(),
+            keyframe_requests: Vec::new(),
+            keyframe_requests_received: 0,
         })
+    }
+
+    /// The mid of the first video track the server added to this client (a subscriber's view
+    /// of the publisher's video), as `WorkerCore::set_video_size` and friends want it.
+    pub fn video_mid(&self) -> Option<&str> {
+        self.tracks
+            .iter()
+            .find(|t| t.kind == sfu_core::Kind::Video)
+            .map(|t| t.mid.as_str())
     }
 
     /// Polls str0m until it waits: datagrams go to `to_core`, events update the client.
@@ -148,7 +321,12 @@ impl Client {
                     Event::Connected => self.connected = true,
                     Event::RtpPacket(p) => {
                         self.rtp_received += 1;
+                        self.received.push(ReceivedRtp::parse(now, &p));
                         self.last_rtp_payload = Some(p.payload);
+                    }
+                    Event::KeyframeRequest(r) => {
+                        self.keyframe_requests_received += 1;
+                        self.keyframe_requests.push(r.rid);
                     }
                     Event::Closed => return Err(format!("client {} closed", self.id).into()),
                     _ => {}
@@ -198,6 +376,10 @@ pub struct InMemoryRoom {
     /// Next publisher sequence number (extended, str0m tracks the rollover counter).
     seq: u64,
     picture_id: u16,
+    /// The simulcast publisher's layers (empty for a single-stream publisher).
+    layers: Vec<PublisherLayer>,
+    /// Per layer: a keyframe request reached the publisher and was not served yet.
+    keyframe_pending: Vec<bool>,
 }
 
 impl InMemoryRoom {
@@ -206,6 +388,22 @@ impl InMemoryRoom {
     /// answers the server offer that adds the publisher's video. Returns once every client and
     /// the server report `Connected` and every subscriber answered its server offer.
     pub fn new(subscribers: usize) -> Result<Self, Error> {
+        Self::build(subscribers, &[])
+    }
+
+    /// Like [`InMemoryRoom::new`], but the publisher's sendonly VP8 m-line offers simulcast
+    /// send layers with these RIDs, lowest first (e.g. `&["q", "h", "f"]`). Its packets are
+    /// made with [`InMemoryRoom::publisher_frame_on`] / [`InMemoryRoom::publisher_packet_on`]
+    /// or a whole frame of every layer with [`InMemoryRoom::simulcast_frame`]; each layer keeps
+    /// its own counters (see [`PublisherLayer`]).
+    pub fn with_simulcast(subscribers: usize, rids: &[&str]) -> Result<Self, Error> {
+        if rids.is_empty() || rids.len() > 3 {
+            return Err("simulcast needs 1 to 3 RIDs".into());
+        }
+        Self::build(subscribers, rids)
+    }
+
+    fn build(subscribers: usize, rids: &[&str]) -> Result<Self, Error> {
         init_crypto();
         let now = Instant::now();
         let stats = Arc::new(WorkerStats::default());
@@ -221,9 +419,22 @@ impl InMemoryRoom {
             vp8_pt: Pt::from(0),
             seq: 1,
             picture_id: 0,
+            layers: rids
+                .iter()
+                .enumerate()
+                .map(|(i, rid)| PublisherLayer::new(rid, i, rids.len()))
+                .collect(),
+            keyframe_pending: vec![false; rids.len()],
         };
 
-        room.video_mid = room.join(MediaKind::Video, Direction::SendOnly)?;
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        room.video_mid = room.join(MediaKind::Video, Direction::SendOnly, simulcast)?;
         let publisher = &room.clients[0].rtc;
         let remote = publisher
             .media(room.video_mid)
@@ -236,7 +447,7 @@ impl InMemoryRoom {
             .pt();
 
         for _ in 0..subscribers {
-            room.join(MediaKind::Audio, Direction::RecvOnly)?;
+            room.join(MediaKind::Audio, Direction::RecvOnly, None)?;
         }
 
         let deadline = room.now + CONNECT_TIMEOUT;
@@ -251,12 +462,17 @@ impl InMemoryRoom {
     }
 
     /// One client makes an offer with one m-line and joins; returns the mid of that m-line.
-    fn join(&mut self, kind: MediaKind, dir: Direction) -> Result<Mid, Error> {
+    fn join(
+        &mut self,
+        kind: MediaKind,
+        dir: Direction,
+        simulcast: Option<Simulcast>,
+    ) -> Result<Mid, Error> {
         let index = self.clients.len();
         let (tx, rx) = unbounded_channel();
         let mut client = Client::new(index, self.now, rx)?;
         let mut api = client.rtc.sdp_api();
-        let mid = api.add_media(kind, dir, None, None, None);
+        let mid = api.add_media(kind, dir, None, None, simulcast);
         let (offer, pending) = api.apply().ok_or("no offer to make")?;
         let joined = self.core.join(
             self.now,
@@ -305,6 +521,26 @@ impl InMemoryRoom {
     /// The subscriber clients, in join order.
     pub fn subscriber_clients(&self) -> &[Client] {
         &self.clients[1..]
+    }
+
+    /// Subscriber `i` (in join order).
+    pub fn subscriber(&self, i: usize) -> &Client {
+        &self.clients[1 + i]
+    }
+
+    /// Subscriber `i`, mutably (e.g. to clear what it recorded).
+    pub fn subscriber_mut(&mut self, i: usize) -> &mut Client {
+        &mut self.clients[1 + i]
+    }
+
+    /// The publisher client.
+    pub fn publisher(&self) -> &Client {
+        &self.clients[0]
+    }
+
+    /// The simulcast publisher's layers, lowest first (empty for a single-stream publisher).
+    pub fn publisher_layers(&self) -> &[PublisherLayer] {
+        &self.layers
     }
 
     /// The worker's counters.
@@ -368,6 +604,155 @@ impl InMemoryRoom {
         Ok(PublisherPacket { at: now, datagram })
     }
 
+    /// The RTP payload of one packet of a simulcast layer's frame: a VP8 payload descriptor
+    /// with X=1, I=1 (15-bit picture id), L=1 and T=1 (TL0PICIDX and TID present); on the
+    /// frame's first packet (S=1) a VP8 frame header: for a keyframe the 10-byte one with the
+    /// start code 9d 01 2a and the layer's width and height, else an inter-frame tag. Zero
+    /// filler, and the layer tag in the last byte.
+    fn simulcast_payload(
+        layer: &PublisherLayer,
+        index: usize,
+        first: bool,
+        keyframe: bool,
+        tid: u8,
+    ) -> Vec<u8> {
+        let mut p = vec![0u8; layer.payload_size.max(20)];
+        let pid = layer.next_picture_id;
+        p[0] = if first { 0x90 } else { 0x80 }; // X, S (start of partition 0)
+        p[1] = 0xe0; // I, L, T
+        p[2] = 0x80 | ((pid >> 8) as u8 & 0x7f); // M: 15-bit picture id
+        p[3] = pid as u8;
+        p[4] = layer.tl0_pic_idx;
+        p[5] = (tid << 6) | if tid == 0 { 0x20 } else { 0 }; // TID, Y (layer sync on TID 0)
+        if first && keyframe {
+            // Frame tag (P=0: keyframe, show_frame), start code, 14-bit width and height.
+            p[6..9].copy_from_slice(&[0x50, 0x2f, 0x01]);
+            p[9..12].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+            p[12..14].copy_from_slice(&layer.width.to_le_bytes());
+            p[14..16].copy_from_slice(&layer.height.to_le_bytes());
+        } else if first {
+            p[6] = 0x11; // show_frame, P = 1 (inter frame)
+        }
+        let last = p.len() - 1;
+        p[last] = LAYER_TAG | index as u8;
+        p
+    }
+
+    /// Has the simulcast publisher write one frame of `packets` packets on layer `layer`
+    /// (index into its RIDs) at the current simulated time, a keyframe if `keyframe`, and
+    /// returns the SRTP datagrams to feed with [`InMemoryRoom::forward`]. The clock does not
+    /// move: call [`InMemoryRoom::run_for`] between frames (or use
+    /// [`InMemoryRoom::simulcast_frame`]). The layer's sequence numbers count up by one per
+    /// packet; its timestamp by [`FRAME_TICKS`], picture id by one (mod 2^15) per frame; the
+    /// marker bit is on the frame's last packet.
+    pub fn publisher_frame_on(
+        &mut self,
+        layer: usize,
+        keyframe: bool,
+        packets: usize,
+    ) -> Result<Vec<PublisherPacket>, Error> {
+        let now = self.now;
+        let mid = self.video_mid;
+        let pt = self.vp8_pt;
+        let l = self
+            .layers
+            .get_mut(layer)
+            .ok_or("no such simulcast layer (or the publisher does not simulcast)")?;
+        // A keyframe is TID 0 and restarts the T0 T1 T0 T1 pattern.
+        let keyframe = keyframe || l.since_keyframe.is_none();
+        let since = if keyframe {
+            0
+        } else {
+            l.since_keyframe.unwrap_or(0)
+        };
+        let tid = (since % 2) as u8;
+        if tid == 0 && l.frames > 0 {
+            l.tl0_pic_idx = l.tl0_pic_idx.wrapping_add(1);
+        }
+        let packets = packets.max(1);
+        let rid = l.rid;
+        let timestamp = l.next_timestamp;
+        let mut writes = Vec::with_capacity(packets);
+        for k in 0..packets {
+            let payload = Self::simulcast_payload(l, layer, k == 0, keyframe, tid);
+            writes.push((l.next_seq, k + 1 == packets, payload));
+            l.next_seq += 1;
+        }
+        l.since_keyframe = Some(since + 1);
+        l.frames += 1;
+        l.keyframes += u64::from(keyframe);
+        l.next_timestamp = l.next_timestamp.wrapping_add(FRAME_TICKS);
+        l.next_picture_id = (l.next_picture_id + 1) & 0x7fff;
+
+        let publisher = &mut self.clients[0];
+        publisher.rtc.handle_input(Input::Timeout(now))?;
+        let mut out = Vec::with_capacity(packets);
+        for (seq, marker, payload) in writes {
+            publisher
+                .rtc
+                .direct_api()
+                .stream_tx_by_mid(mid, Some(rid))
+                .ok_or("the publisher has no send stream for that RID")?
+                .write_rtp(
+                    RtpWrite::new(pt, SeqNo::from(seq), timestamp, now, payload)
+                        .marker(marker)
+                        .nackable(true),
+                );
+            let datagram = publisher
+                .drive(now, &mut self.to_core, true)?
+                .ok_or("the publisher sent no RTP")?;
+            out.push(PublisherPacket { at: now, datagram });
+        }
+        Ok(out)
+    }
+
+    /// One simulcast packet: a frame of a single packet on `layer` (see
+    /// [`InMemoryRoom::publisher_frame_on`]).
+    pub fn publisher_packet_on(
+        &mut self,
+        layer: usize,
+        keyframe: bool,
+    ) -> Result<PublisherPacket, Error> {
+        let mut v = self.publisher_frame_on(layer, keyframe, 1)?;
+        v.pop().ok_or_else(|| "no packet".into())
+    }
+
+    /// True (once) if the publisher received a keyframe request (PLI/FIR) for `layer` (or for
+    /// its whole track) that was not consumed yet.
+    pub fn take_keyframe_request(&mut self, layer: usize) -> bool {
+        for rid in self.clients[0].keyframe_requests.drain(..) {
+            for (l, pending) in self.layers.iter().zip(self.keyframe_pending.iter_mut()) {
+                if rid.is_none() || rid == Some(l.rid) {
+                    *pending = true;
+                }
+            }
+        }
+        self.keyframe_pending
+            .get_mut(layer)
+            .is_some_and(std::mem::take)
+    }
+
+    /// One frame of a browser-like simulcast publisher: moves the clock by [`FRAME_INTERVAL`]
+    /// ([`InMemoryRoom::run_for`]), then for each layer from the lowest, one frame of
+    /// `packets[layer]` packets (1 if missing), a keyframe on the layer's first frame or when
+    /// the publisher received a keyframe request for it; each packet is forwarded by the core
+    /// and its output delivered to the clients at once. Returns the number of media RTP
+    /// datagrams the core produced meanwhile (padding not counted).
+    pub fn simulcast_frame(&mut self, packets: &[usize]) -> Result<usize, Error> {
+        self.run_for(FRAME_INTERVAL)?;
+        let mut rtp = 0;
+        for layer in 0..self.layers.len() {
+            let keyframe = self.take_keyframe_request(layer);
+            let n = packets.get(layer).copied().unwrap_or(1);
+            for p in self.publisher_frame_on(layer, keyframe, n)? {
+                let out = self.forward_collect(&p);
+                rtp += out.iter().filter(|(_, d)| is_media_rtp(d)).count();
+                self.deliver(out)?;
+            }
+        }
+        Ok(rtp)
+    }
+
     /// The measured operation: the core receives one publisher datagram (at `packet.at`),
     /// forwards it, runs its due timers, and the outbox is drained and dropped. Returns the
     /// number of datagrams the core produced (N for N subscribers, plus the odd RTCP).
@@ -398,8 +783,9 @@ impl InMemoryRoom {
             };
             self.clients[i].receive(now, &data)?;
         }
-        for c in &mut self.clients {
-            c.drive(now, &mut self.to_core, false)?;
+        for i in 0..self.clients.len() {
+            self.clients[i].drive(now, &mut self.to_core, false)?;
+            self.server_events(i)?;
         }
         Ok(())
     }
@@ -408,6 +794,23 @@ impl InMemoryRoom {
     pub fn advance(&mut self, dt: Duration) -> Result<(), Error> {
         self.now += dt;
         self.settle()
+    }
+
+    /// Moves the clock forward by `dt` like a real event loop would: it stops at every
+    /// deadline of the core on the way (at least [`MIN_STEP`] apart) and
+    /// [`InMemoryRoom::settle`]s there, so the core's pacer and timers run on time instead of
+    /// in one burst at the end.
+    pub fn run_for(&mut self, dt: Duration) -> Result<(), Error> {
+        let end = self.now + dt;
+        while self.now < end {
+            let step = match self.core.next_deadline() {
+                Some(d) if d < end => d.max(self.now + MIN_STEP).min(end),
+                _ => end,
+            };
+            self.now = step;
+            self.settle()?;
+        }
+        Ok(())
     }
 
     /// Runs everyone's timers at the current time and shuttles datagrams between the clients
@@ -452,7 +855,8 @@ impl InMemoryRoom {
         while let Ok(ev) = self.clients[i].events.try_recv() {
             let c = &mut self.clients[i];
             match ev {
-                PeerEvent::Offer { sdp, .. } => {
+                PeerEvent::Offer { sdp, added, .. } => {
+                    c.tracks.extend(added);
                     let answer = c
                         .rtc
                         .sdp_api()
@@ -462,8 +866,20 @@ impl InMemoryRoom {
                     self.core.answer(now, id, &answer.to_sdp_string())?;
                 }
                 PeerEvent::Connected => c.server_connected = true,
+                PeerEvent::LayerSwitched {
+                    mid,
+                    layer,
+                    reason,
+                    width,
+                } => c.layer_switches.push(LayerSwitch {
+                    mid,
+                    layer,
+                    reason,
+                    width,
+                    received_before: c.received.len(),
+                }),
                 // The publisher's own track is routed: signaling news, nothing to do here.
-                PeerEvent::Published(_) | PeerEvent::LayerSwitched { .. } | PeerEvent::ActiveSpeaker(_) => {}
+                PeerEvent::Published(_) | PeerEvent::ActiveSpeaker(_) => {}
                 PeerEvent::Closed => return Err(format!("the server closed {}", c.id).into()),
             }
         }
@@ -475,6 +891,13 @@ impl InMemoryRoom {
 /// 192..=223 (RFC 5761 demultiplexing). STUN and DTLS never start with version bits 2.
 pub fn is_rtp(data: &[u8]) -> bool {
     data.len() >= 12 && data[0] >> 6 == 2 && !(192..=223).contains(&data[1])
+}
+
+/// True for an RTP packet without the padding bit: forwarded media, not the padding that the
+/// server's bandwidth estimator sends to probe (str0m sends it as RTX packets with P=1). The
+/// header is in clear in SRTP, so this works on encrypted datagrams.
+pub fn is_media_rtp(data: &[u8]) -> bool {
+    is_rtp(data) && data[0] & 0x20 == 0
 }
 
 #[cfg(test)]
@@ -494,7 +917,8 @@ mod tests {
         for round in 0..3 {
             let packet = room.publisher_packet().unwrap();
             let out = room.forward_collect(&packet);
-            let rtp: Vec<&(SocketAddr, Vec<u8>)> = out.iter().filter(|(_, d)| is_rtp(d)).collect();
+            let rtp: Vec<&(SocketAddr, Vec<u8>)> =
+                out.iter().filter(|(_, d)| is_media_rtp(d)).collect();
             assert_eq!(
                 rtp.len(),
                 N,
@@ -537,29 +961,46 @@ mod tests {
         assert_eq!(room.stats().rtp_forwarded.get(), 3 * N as u64);
     }
 
-    /// Keeps forwarding for 20 simulated seconds with the subscribers never seeing the media
-    /// (as in the bench) and checks that every packet still fans out to all of them.
-    #[test]
-    fn fanout_holds_over_time_without_feedback() {
+    /// 20 simulated seconds of bench-like traffic (2.4 Mbit/s): every packet must fan out to
+    /// all N subscribers at once. With `feedback` the subscribers receive the media and the
+    /// room settles every 16 packets (64 ms), so their TWCC feedback reaches the core's
+    /// bandwidth estimator about as often as a browser's; without, they never see the media
+    /// and the room settles every 64 packets, as in the fanout bench.
+    fn fanout_over_time(feedback: bool) {
         const N: usize = 3;
         let mut room = InMemoryRoom::new(N).expect("room connects");
         let packets = (20_000 / PACKET_INTERVAL.as_millis()) as usize;
-        let mut total = 0;
+        let mut rtcp = 0;
         for i in 0..packets {
             let p = room.publisher_packet().unwrap();
             let out = room.forward_collect(&p);
-            let rtp = out.iter().filter(|(_, d)| is_rtp(d)).count();
+            let rtp = out.iter().filter(|(_, d)| is_media_rtp(d)).count();
             assert_eq!(rtp, N, "packet {i}");
-            total += out.len();
-            if i % 64 == 63 {
+            rtcp += out.iter().filter(|(_, d)| !is_rtp(d)).count();
+            if feedback {
+                room.deliver(out).unwrap();
+            }
+            let settle_every = if feedback { 16 } else { 64 };
+            if i % settle_every == settle_every - 1 {
                 room.settle().unwrap();
             }
         }
-        // A few RTCP sender reports on top of the RTP.
-        assert!(
-            total >= packets * N && total < packets * N + packets / 4,
-            "total {total}"
-        );
+        // A few RTCP packets (sender reports, feedback) beside the media; the estimator's
+        // padding (RTP with P=1) is not counted.
+        assert!(rtcp < packets / 4, "RTCP datagrams {rtcp}");
+        if feedback {
+            for (i, c) in room.subscriber_clients().iter().enumerate() {
+                assert_eq!(
+                    c.rtp_received, packets as u64,
+                    "subscriber {i} decrypted all"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fanout_holds_over_time() {
+        fanout_over_time(true);
     }
 
     /// Bytes after header and payload of an SRTP datagram of ours: the authentication tag.

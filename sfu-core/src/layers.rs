@@ -378,6 +378,9 @@ mod tests {
 /// A layer counts as paused when no packet arrived for this long.
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// How long a layer's peak bitrate is remembered for bandwidth decisions.
+pub const PEAK_HOLD: Duration = Duration::from_secs(5);
+
 /// How often a producer re-evaluates its consumers' layer choices.
 pub const EVAL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -388,21 +391,31 @@ pub struct LayerIn {
     window_start: Option<Instant>,
     window_bytes: u64,
     bitrate: u64,
+    /// The highest one-second rate of the last [`PEAK_HOLD`]: an encoder ramping up (or
+    /// idling on a still picture) must not make a layer look cheaper than it soon will be.
+    peak: u64,
+    peak_at: Option<Instant>,
     width: Option<u16>,
     last_keyframe_request: Option<Instant>,
 }
+
+/// A new simulcast track is watched this long before its first layer choice, so the choice
+/// sees every layer the publisher sends (browsers send q first in each frame).
+pub const WARMUP: Duration = Duration::from_millis(200);
 
 /// The incoming layers of one simulcast producer.
 #[derive(Debug, Clone, Default)]
 pub struct SimulcastIn {
     layers: [LayerIn; MAX_LAYERS],
     last_eval: Option<Instant>,
+    first_packet: Option<Instant>,
 }
 
 impl SimulcastIn {
     /// Records a packet of `layer` (bytes on the wire for the bitrate, a keyframe's width).
     #[inline]
     pub fn on_packet(&mut self, now: Instant, layer: u8, bytes: usize, width: Option<u16>) {
+        self.first_packet.get_or_insert(now);
         let l = &mut self.layers[layer as usize];
         l.last_arrival = Some(now);
         l.window_bytes += bytes as u64;
@@ -412,6 +425,13 @@ impl SimulcastIn {
             l.bitrate = l.window_bytes * 8 * 1000 / elapsed.as_millis().max(1) as u64;
             l.window_bytes = 0;
             l.window_start = Some(now);
+            let expired = l
+                .peak_at
+                .is_none_or(|t| now.saturating_duration_since(t) > PEAK_HOLD);
+            if expired || l.bitrate >= l.peak {
+                l.peak = l.bitrate;
+                l.peak_at = Some(now);
+            }
         }
         if width.is_some() {
             l.width = width;
@@ -426,11 +446,17 @@ impl SimulcastIn {
                 active: l
                     .last_arrival
                     .is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT),
-                bitrate: l.bitrate,
+                bitrate: l.peak.max(l.bitrate),
                 width: l.width,
             };
         }
         out
+    }
+
+    /// True during the first [`WARMUP`] of the track: no layer choice yet.
+    pub fn warming_up(&self, now: Instant) -> bool {
+        self.first_packet
+            .is_none_or(|t| now.saturating_duration_since(t) < WARMUP)
     }
 
     /// True (and remembered) when the consumers' choices are due for a re-evaluation.

@@ -658,26 +658,35 @@ impl Session {
     }
 
     /// Asks the publisher for a keyframe on one simulcast layer of a track.
-    pub fn request_keyframe_layer(&mut self, media: MediaId, layer: Layer) {
+    /// Returns false when that layer's stream does not exist (nothing was asked).
+    pub fn request_keyframe_layer(&mut self, media: MediaId, layer: Layer) -> bool {
         let mut api = self.rtc.direct_api();
-        if let Some(rx) = api.stream_rx_by_mid(media.0, Some(layer.0)) {
-            rx.request_keyframe(KeyframeRequestKind::Pli);
+        match api.stream_rx_by_mid(media.0, Some(layer.0)) {
+            Some(rx) => {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                true
+            }
+            None => false,
         }
     }
 
     /// Asks the publisher for a keyframe on one of its tracks.
-    pub fn request_keyframe(&mut self, media: MediaId) {
+    /// Returns false when no stream of that track exists yet (nothing was asked).
+    pub fn request_keyframe(&mut self, media: MediaId) -> bool {
         let mut api = self.rtc.direct_api();
         if let Some(rx) = api.stream_rx_by_mid(media.0, None) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
-            return;
+            return true;
         }
         // Simulcast: ask every layer we receive on that mid.
+        let mut sent = false;
         for r in self.ssrc_routes.iter().filter(|r| r.media == media) {
             if let Some(rx) = api.stream_rx(&r.ssrc) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
+                sent = true;
             }
         }
+        sent
     }
 
     /// Tells the bandwidth estimator what we would like to send to this peer: it probes toward

@@ -90,10 +90,12 @@ impl Peer {
         Some(total.saturating_sub(AUDIO_ALLOWANCE) / self.video_tracks.max(1) as u64)
     }
 
-    /// Tells the estimator how much we would like to send: enough for the top layer of every
-    /// video track, so it probes up to that.
+    /// Tells the estimator how much we would like to send: twice the top layer of every video
+    /// track, so it keeps probing above what the top layers need and an upgrade (a tile that
+    /// grows) finds the bandwidth already known.
     fn update_bitrate_goal(&mut self) {
-        let desired = AUDIO_ALLOWANCE + self.video_tracks as u64 * DEFAULT_BITRATES[MAX_LAYERS - 1];
+        let desired =
+            AUDIO_ALLOWANCE + self.video_tracks as u64 * 2 * DEFAULT_BITRATES[MAX_LAYERS - 1];
         let _ = guarded(|| self.session.set_bitrate_goal(MIN_BITRATE_GOAL, desired));
     }
 }
@@ -117,6 +119,8 @@ pub struct WorkerCore {
     outbox: Vec<(SocketAddr, Vec<u8>)>,
     dirty: Vec<ParticipantId>,
     doomed: Vec<ParticipantId>,
+    /// Reused list of sessions due in `handle_timeouts` (no allocation per call).
+    due: Vec<ParticipantId>,
 }
 
 impl WorkerCore {
@@ -133,6 +137,7 @@ impl WorkerCore {
             outbox: Vec::with_capacity(256),
             dirty: Vec::with_capacity(64),
             doomed: Vec::new(),
+            due: Vec::with_capacity(64),
         }
     }
 
@@ -360,7 +365,12 @@ impl WorkerCore {
     }
 
     /// Drives every session whose deadline is due.
+    ///
+    /// Each due session is driven once per call: a session may answer with a deadline that is
+    /// already due again (str0m's pacer does, while it holds packets back); that one waits for
+    /// the next call, with a later `now`, instead of spinning here.
     pub fn handle_timeouts(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.due);
         while let Some(Reverse((t, who))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -373,12 +383,19 @@ impl WorkerCore {
                 continue; // stale entry
             }
             p.scheduled = None;
+            due.push(who);
+        }
+        for who in due.drain(..) {
+            let Some(p) = self.peers.get_mut(&who) else {
+                continue;
+            };
             if guarded(|| p.session.handle_timeout(now)).is_none() {
                 self.doomed.push(who);
                 continue;
             }
             self.drive(now, who);
         }
+        self.due = due;
         self.drive_dirty(now);
         self.bury(now);
     }
@@ -490,7 +507,7 @@ impl WorkerCore {
         };
         if send {
             if let Some(p) = self.peers.get_mut(&key.owner) {
-                if guarded(|| p.session.request_keyframe(key.media)).is_some() {
+                if guarded(|| p.session.request_keyframe(key.media)) == Some(true) {
                     self.stats.keyframe_requests.inc();
                     self.mark_dirty(key.owner);
                 }
@@ -594,15 +611,18 @@ impl WorkerCore {
         };
         let vp8_ids = vp8.and_then(|v| Some((v.picture_id?, v.tl0_pic_idx.unwrap_or(0))));
         let mut eval = false;
+        let mut warming_up = false;
         if let Some(sim) = prod.simulcast.as_mut() {
             let width = vp8.and_then(|v| v.size).map(|(w, _)| w);
             sim.on_packet(now, layer, pkt.payload.len(), width);
-            eval = sim.eval_due(now);
+            warming_up = sim.warming_up(now);
+            eval = !warming_up && sim.eval_due(now);
         }
         if prod.keyframe_due(now) {
             if let Some(p) = self.peers.get_mut(&from) {
-                let _ = guarded(|| p.session.request_keyframe(key.media));
-                self.stats.keyframe_requests.inc();
+                if guarded(|| p.session.request_keyframe(key.media)) == Some(true) {
+                    self.stats.keyframe_requests.inc();
+                }
             }
         }
         let (nackable, clock_rate) = match prod.kind {
@@ -624,7 +644,7 @@ impl WorkerCore {
                 continue;
             };
             if let Some(layers) = layer_states {
-                if eval || c.selector.target().is_none() {
+                if eval || (c.selector.target().is_none() && !warming_up) {
                     let budget = peers.get(&c.subscriber).and_then(|p| p.video_budget());
                     let inputs = Inputs {
                         layers,
@@ -747,7 +767,11 @@ impl WorkerCore {
                         continue;
                     };
                     if sim.keyframe_request_due(now, l, KEYFRAME_THROTTLE) {
-                        let _ = guarded(|| p.session.request_keyframe_layer(key.media, rid));
+                        if guarded(|| p.session.request_keyframe_layer(key.media, rid))
+                            != Some(true)
+                        {
+                            continue;
+                        }
                         stats.keyframe_requests.inc();
                         if !p.dirty {
                             p.dirty = true;
