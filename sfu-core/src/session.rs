@@ -634,11 +634,13 @@ impl Session {
             // The new picture id / TL0PICIDX are patched in while str0m copies the payload into
             // the packet it encrypts: no extra copy here.
             let patch = Vp8Descriptor::parse(payload).ok().and_then(|d| {
-                d.patch()
-                    .picture_id(picture_id)
-                    .tl0_pic_idx(tl0)
-                    .build()
-                    .ok()
+                let builder = d.patch().picture_id(picture_id);
+                // Streams without temporal layers carry no TL0PICIDX to patch.
+                let builder = match d.tl0_pic_idx() {
+                    Some(_) => builder.tl0_pic_idx(tl0),
+                    None => builder,
+                };
+                builder.build().ok()
             });
             if let Some(p) = patch {
                 write = write.vp8_patch(p);
