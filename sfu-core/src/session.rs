@@ -476,11 +476,25 @@ impl Session {
                 Some(SessionEvent::Estimate(estimate.as_u64()))
             }
             Event::MediaEgressStats(s) => {
-                self.record_feedback(MediaId(s.mid), s.rid, true, s.nacks, s.plis, s.firs);
+                self.record_feedback(StreamFeedback {
+                    mid: MediaId(s.mid),
+                    rid: s.rid,
+                    egress: true,
+                    nacks: s.nacks,
+                    plis: s.plis,
+                    firs: s.firs,
+                });
                 None
             }
             Event::MediaIngressStats(s) => {
-                self.record_feedback(MediaId(s.mid), s.rid, false, s.nacks, s.plis, s.firs);
+                self.record_feedback(StreamFeedback {
+                    mid: MediaId(s.mid),
+                    rid: s.rid,
+                    egress: false,
+                    nacks: s.nacks,
+                    plis: s.plis,
+                    firs: s.firs,
+                });
                 None
             }
             Event::PeerStats(s) => {
@@ -524,23 +538,10 @@ impl Session {
         }
     }
 
-    fn record_feedback(
-        &mut self,
-        mid: MediaId,
-        rid: Option<str0m::media::Rid>,
-        egress: bool,
-        nacks: u64,
-        plis: u64,
-        firs: u64,
-    ) {
-        let entry = StreamFeedback {
-            mid,
-            rid,
-            egress,
-            nacks,
-            plis,
-            firs,
-        };
+    fn record_feedback(&mut self, entry: StreamFeedback) {
+        let StreamFeedback {
+            mid, rid, egress, ..
+        } = entry;
         match self
             .feedback
             .iter_mut()
