@@ -63,7 +63,6 @@ async function open(name, extra = "") {
 async function stats(name) {
   return pages.get(name).evaluate(() => window.gax.remoteStats());
 }
-const stats_ = stats;
 
 // Decoding evidence from `name`'s page: per remote name, {frames, width, samples}.
 async function decoding(name) {
@@ -287,7 +286,7 @@ async function simulcastLayers() {
     if (b.width < 1200) {
       // Only acceptable when the publisher itself stopped sending f (Chromium drops its top
       // layer when its own send estimate or the CPU is short): the server must say so.
-      const big = Object.values(await stats_("big")).find((p) => p.name === "pub");
+      const big = Object.values(await stats("big")).find((p) => p.name === "pub");
       if (!big.layer || big.layer.reason !== "publisher_paused") {
         fail(`big fell to width ${b.width}`, { layer: big.layer });
       }
@@ -326,8 +325,7 @@ async function simulcastLayers() {
   if (switchedAfter === null || switchedAfter > 3000) fail(`switch to 1280 took ${switchedAfter} ms`);
   if (maxStall > 1000) fail(`video froze for ${maxStall} ms around the switch`);
   // The server told the page which layer it now gets, and why.
-  const stats = await stats_("small");
-  const fromPub = Object.values(stats).find((p) => p.name === "pub");
+  const fromPub = Object.values(await stats("small")).find((p) => p.name === "pub");
   const l = fromPub && fromPub.layer;
   if (!l || l.layer !== "f" || l.reason !== "rendered_size") fail(`last layer event ${JSON.stringify(l)}`);
 
