@@ -343,3 +343,34 @@ fn pinning_a_layer_switches_manually() {
     );
     assert_continuous(&room.subscriber(0).received);
 }
+
+/// A budget below even the lowest layer's rate: the subscriber stays on q and the server also
+/// leaves out q's upper temporal layer (TID 1 frames), renumbering so the stream has no holes.
+#[test]
+fn a_budget_below_the_lowest_layer_drops_temporal_layers_without_holes() {
+    let (mut room, sub, _) = room_on_f();
+    let switches_before = room.subscriber(0).layer_switches.len();
+    // 64 kbit/s are set aside for audio: 80 kbit/s leaves 16 for a ~60 kbit/s q layer.
+    room.core_mut().set_max_bitrate(sub, Some(80_000)).unwrap();
+    frames_until_switches(&mut room, switches_before + 1, 30);
+    let mark = room.subscriber(0).received.len();
+    frames(&mut room, 40);
+
+    assert!(
+        room.stats().temporal_drops.get() > 0,
+        "TID 1 frames were left out"
+    );
+    let rx = &room.subscriber(0).received;
+    // From the first base-layer frame after the cap on, only TID 0 arrives.
+    let first_t0 = mark
+        + rx[mark..]
+            .iter()
+            .position(|p| p.start_of_frame && p.tid == Some(0))
+            .expect("a base-layer frame arrived");
+    assert!(
+        rx[first_t0..].iter().all(|p| p.tid == Some(0)),
+        "only TID 0 after the limit"
+    );
+    assert_only(&rx[first_t0..], Q, "after the cap");
+    assert_continuous(rx);
+}

@@ -26,6 +26,20 @@ pub const DEFAULT_WIDTHS: [u16; MAX_LAYERS] = [320, 640, 1280];
 /// the web client asks its encoder for.
 pub const DEFAULT_BITRATES: [u64; MAX_LAYERS] = [150_000, 500_000, 1_500_000];
 
+/// Which VP8 temporal layers fit when even the chosen spatial layer exceeds the budget:
+/// `None` forwards all; `Some(1)` drops the top temporal layer (about a quarter of the rate
+/// in the usual three-layer pattern), `Some(0)` keeps only the base layer (about half).
+pub fn temporal_limit(budget: Option<u64>, layer_rate: u64) -> Option<u8> {
+    let budget = budget?;
+    if layer_rate == 0 || budget >= layer_rate {
+        None
+    } else if budget * 4 >= layer_rate * 3 {
+        Some(1)
+    } else {
+        Some(0)
+    }
+}
+
 /// The layer index of a RID: `q`/`l`/`low` = 0, `h`/`m`/`mid` = 1, `f`/`high`/`full` = 2,
 /// or `0`/`1`/`2`. Anything else is not a layer we know.
 pub fn layer_index(rid: &str) -> Option<u8> {
@@ -258,6 +272,15 @@ mod tests {
             budget,
             pinned: None,
         }
+    }
+
+    #[test]
+    fn temporal_layers_are_dropped_only_when_the_layer_does_not_fit() {
+        assert_eq!(temporal_limit(None, 500_000), None);
+        assert_eq!(temporal_limit(Some(600_000), 500_000), None);
+        assert_eq!(temporal_limit(Some(400_000), 500_000), Some(1));
+        assert_eq!(temporal_limit(Some(200_000), 500_000), Some(0));
+        assert_eq!(temporal_limit(Some(1), 0), None, "unmeasured layer");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Rewriter {
     last_tl0: Option<u8>,
     /// Picture id space (0x80 or 0x8000) of the stream the subscriber has seen.
     pid_modulus: u32,
+    /// Incoming picture id of the last skipped frame.
+    last_skipped_pid: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +93,32 @@ impl Rewriter {
             pid_offset,
             tl0_offset,
         });
+    }
+
+    /// Leaves out a packet of the current source (a dropped temporal layer) without a hole:
+    /// the packets after it take its sequence number, and the frames after a skipped frame
+    /// (`picture_id`) its picture id. Only the next packet in order can be skipped this way;
+    /// returns false otherwise (the caller then forwards it).
+    pub fn skip(&mut self, seq: u64, picture_id: Option<u16>) -> bool {
+        let m = self.pid_modulus;
+        let last_sent_pid = self.last_pid;
+        let Some(s) = self.source.as_mut() else {
+            return false;
+        };
+        if seq.wrapping_add(s.seq_offset) != self.last_seq + 1 {
+            return false;
+        }
+        s.seq_offset = s.seq_offset.wrapping_sub(1);
+        if let Some(pid) = picture_id {
+            let mapped = ((u32::from(pid) + u32::from(s.pid_offset)) % m) as u16;
+            // The first packet of a skipped frame maps onto the next picture id: from here on
+            // every picture id moves down by one.
+            if Some(mapped) != last_sent_pid && self.last_skipped_pid != Some(pid) {
+                s.pid_offset = ((u32::from(s.pid_offset) + m - 1) % m) as u16;
+            }
+            self.last_skipped_pid = Some(pid);
+        }
+        true
     }
 
     /// Rewrites a packet of the current source. `None` if no source is selected yet.
@@ -185,6 +213,27 @@ mod tests {
             (y.seq, y.timestamp, y.vp8),
             (7, 13_000 + 33 * 90 + 3000, Some((506, 11)))
         );
+    }
+
+    #[test]
+    fn skipped_frames_leave_no_holes() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::new();
+        r.switch_to(0, 100, 0, t0, 90_000, Some((10, 1)));
+        // Frame pid 10 (TID 0, two packets) sent; frame pid 11 (TID 2, two packets) skipped;
+        // frame pid 12 sent.
+        assert_eq!(r.rewrite(100, 0, t0, Some((10, 1))).unwrap().seq, 1);
+        assert_eq!(r.rewrite(101, 0, t0, Some((10, 1))).unwrap().seq, 2);
+        assert!(r.skip(102, Some(11)));
+        assert!(r.skip(103, Some(11)));
+        let a = r.rewrite(104, 3000, t0, Some((12, 1))).unwrap();
+        assert_eq!(a.seq, 3, "no sequence gap");
+        assert_eq!(a.vp8, Some((11, 1)), "no picture id gap");
+        let b = r.rewrite(105, 3000, t0, Some((12, 1))).unwrap();
+        assert_eq!((b.seq, b.vp8), (4, Some((11, 1))));
+        // Out of order: cannot be skipped cleanly.
+        assert!(!r.skip(103, Some(11)));
+        assert!(!Rewriter::new().skip(1, None), "no source");
     }
 
     #[test]

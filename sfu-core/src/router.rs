@@ -46,6 +46,10 @@ pub struct Consumer {
     pub rendered_width: Option<u32>,
     /// A layer the subscriber pinned.
     pub pinned: Option<u8>,
+    /// Highest VP8 temporal layer forwarded (`None`: all); changes take effect at the next
+    /// base-layer (TID 0) frame, from `pending_max_tid`.
+    pub max_tid: Option<u8>,
+    pub pending_max_tid: Option<u8>,
 }
 
 /// An incoming track and everyone who receives it.
@@ -273,6 +277,8 @@ impl Router {
             pending_reason: None,
             rendered_width: None,
             pinned: None,
+            max_tid: None,
+            pending_max_tid: None,
         });
         Some(tag)
     }

@@ -60,6 +60,8 @@ pub struct WorkerStats {
     pub dropped_no_route: Counter,
     /// RTP on a simulcast layer (RID) we do not know.
     pub dropped_unknown_layer: Counter,
+    /// VP8 packets of temporal layers left out because the budget was short.
+    pub temporal_drops: Counter,
     /// Simulcast layer switches, by reason (index: [`crate::layers::SwitchReason::index`]).
     pub layer_switches: [Counter; 5],
     /// RTP whose codec the subscriber did not negotiate.
@@ -78,7 +80,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// (metric name, help, value, is_counter) for every field, for exposition.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 17] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 18] {
         [
             (
                 "packets_in_total",
@@ -139,6 +141,12 @@ impl WorkerStats {
                 "dropped_unknown_layer_total",
                 "RTP packets on a simulcast layer we do not know",
                 self.dropped_unknown_layer.get(),
+                true,
+            ),
+            (
+                "temporal_drops_total",
+                "VP8 packets of temporal layers left out for bandwidth",
+                self.temporal_drops.get(),
                 true,
             ),
             (

@@ -20,7 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::demux::{self, Proto};
 use crate::layers::{
-    layer_index, layer_name, Inputs, SimulcastIn, SwitchReason, DEFAULT_BITRATES, MAX_LAYERS,
+    layer_index, layer_name, temporal_limit, Inputs, SimulcastIn, SwitchReason, DEFAULT_BITRATES,
+    MAX_LAYERS,
 };
 use crate::router::{Grants, ProducerKey, Router, KEYFRAME_THROTTLE};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
@@ -655,6 +656,14 @@ impl WorkerCore {
                     if let Some((_, reason)) = c.selector.update(now, &inputs) {
                         c.pending_reason = Some(reason);
                     }
+                    // Short of budget even on the chosen layer: thin it out in time.
+                    if let Some(t) = c.selector.target() {
+                        let rate = match layers[t as usize].bitrate {
+                            0 => DEFAULT_BITRATES[t as usize],
+                            r => r,
+                        };
+                        c.pending_max_tid = temporal_limit(budget, rate);
+                    }
                 }
                 let target = c.selector.target();
                 if c.rewriter.source() != Some(layer) {
@@ -692,6 +701,19 @@ impl WorkerCore {
                     }
                 } else if let Some(t) = target.filter(|t| *t != layer) {
                     keyframes_wanted |= 1 << t;
+                }
+                // Temporal layers: a new limit applies from a base-layer frame on; frames above
+                // it are left out without holes in the sequence numbers or picture ids.
+                if let Some(tid) = vp8.and_then(|v| v.tid) {
+                    if tid == 0 {
+                        c.max_tid = c.pending_max_tid;
+                    }
+                    if c.max_tid.is_some_and(|max| tid > max)
+                        && c.rewriter.skip(pkt.seq, vp8.and_then(|v| v.picture_id))
+                    {
+                        stats.temporal_drops.inc();
+                        continue;
+                    }
                 }
             } else if c.rewriter.source().is_none() {
                 c.rewriter
