@@ -18,6 +18,10 @@ pub const MAX_LAYERS: usize = 3;
 /// An upward move for bandwidth must be allowed this long before it happens.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
 
+/// A downward move for bandwidth waits this long, so a momentary dip of the estimate does not
+/// cost a layer, unless the budget is below half of what the current layer needs.
+pub const DOWN_HOLD: Duration = Duration::from_millis(1000);
+
 /// Widths assumed before a layer's first keyframe tells its real size (1280x720 capture at
 /// scale 1/4, 1/2, 1: what the web client sends).
 pub const DEFAULT_WIDTHS: [u16; MAX_LAYERS] = [320, 640, 1280];
@@ -131,6 +135,8 @@ pub struct LayerSelector {
     last: Option<Caps>,
     /// Since when bandwidth has allowed a layer above the target.
     up_since: Option<Instant>,
+    /// Since when bandwidth has asked for a layer below the target.
+    down_since: Option<Instant>,
 }
 
 /// The limits each input sets, kept to tell which one moved the target.
@@ -233,16 +239,33 @@ impl LayerSelector {
         self.last = Some(caps);
         if wanted == current {
             self.up_since = None;
+            self.down_since = None;
             return None;
         }
         if wanted > current && reason == SwitchReason::Bandwidth {
             // Hold upward moves that only bandwidth allows.
+            self.down_since = None;
             let since = *self.up_since.get_or_insert(now);
             if now.saturating_duration_since(since) < UP_HOLD {
                 return None;
             }
         }
+        if wanted < current && reason == SwitchReason::Bandwidth {
+            // Hold downward moves for bandwidth too, unless the shortfall is severe.
+            self.up_since = None;
+            let layer = &inputs.layers[current as usize];
+            let rate = match layer.bitrate {
+                0 => DEFAULT_BITRATES[current as usize],
+                r => r,
+            };
+            let severe = inputs.budget.is_some_and(|b| b.saturating_mul(2) < rate);
+            let since = *self.down_since.get_or_insert(now);
+            if !severe && now.saturating_duration_since(since) < DOWN_HOLD {
+                return None;
+            }
+        }
         self.up_since = None;
+        self.down_since = None;
         self.target = Some(wanted);
         Some((wanted, reason))
     }
@@ -345,6 +368,28 @@ mod tests {
             &inputs(None, Some(200_000)),
         );
         assert_eq!(s.update(t0 + UP_HOLD, &plenty), None, "the hold restarted");
+    }
+
+    #[test]
+    fn a_mild_dip_of_the_budget_must_last_before_moving_down() {
+        let t0 = Instant::now();
+        let mut s = LayerSelector::new();
+        s.update(t0, &inputs(None, None));
+        assert_eq!(s.target(), Some(2));
+        // 1.2 Mbit/s for a 1.5 Mbit/s layer: short, but not severely.
+        let dip = inputs(None, Some(1_200_000));
+        assert_eq!(s.update(t0, &dip), None, "a dip is not acted on at once");
+        assert_eq!(
+            s.update(t0 + DOWN_HOLD / 2, &inputs(None, None)),
+            None,
+            "recovered"
+        );
+        assert_eq!(s.update(t0 + DOWN_HOLD, &dip), None, "the hold restarted");
+        assert_eq!(
+            s.update(t0 + DOWN_HOLD * 2, &dip),
+            Some((1, SwitchReason::Bandwidth)),
+            "a sustained shortfall moves down"
+        );
     }
 
     #[test]

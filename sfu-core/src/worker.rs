@@ -65,6 +65,8 @@ struct Peer {
     estimate: Option<u64>,
     /// This peer's own counters (worker-local, plain integers).
     counters: PeerCounters,
+    /// Added to the bandwidth goal to ask for a new probe (see `update_bitrate_goal`).
+    probe_bump: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -95,8 +97,12 @@ impl Peer {
     /// track, so it keeps probing above what the top layers need and an upgrade (a tile that
     /// grows) finds the bandwidth already known.
     fn update_bitrate_goal(&mut self) {
-        let desired =
-            AUDIO_ALLOWANCE + self.video_tracks as u64 * 2 * DEFAULT_BITRATES[MAX_LAYERS - 1];
+        // `probe_bump` nudges the goal up by a few bit/s: str0m only starts an allocation probe
+        // when the desired rate rises, and a subscriber that now wants more (a tile grew) should
+        // not wait for the estimate to creep up on its own.
+        let desired = AUDIO_ALLOWANCE
+            + self.video_tracks as u64 * 2 * DEFAULT_BITRATES[MAX_LAYERS - 1]
+            + self.probe_bump;
         let _ = guarded(|| self.session.set_bitrate_goal(MIN_BITRATE_GOAL, desired));
     }
 }
@@ -194,6 +200,7 @@ impl WorkerCore {
                 video_tracks: 0,
                 estimate: None,
                 counters: PeerCounters::default(),
+                probe_bump: 0,
             },
         );
         self.stats.sessions.set(self.peers.len() as u64);
@@ -863,9 +870,13 @@ impl WorkerCore {
             .router
             .consumer_mut(who, media)
             .ok_or(SfuError::UnknownTrack)?;
+        let grew = prod.consumers[i].rendered_width.is_none_or(|w| width > w);
         prod.consumers[i].rendered_width = Some(width.min(16_384));
         if let Some(s) = prod.simulcast.as_mut() {
             s.invalidate();
+        }
+        if grew {
+            self.request_probe(who);
         }
         Ok(())
     }
@@ -890,6 +901,7 @@ impl WorkerCore {
         if let Some(s) = prod.simulcast.as_mut() {
             s.invalidate();
         }
+        self.request_probe(who);
         Ok(())
     }
 
@@ -906,6 +918,16 @@ impl WorkerCore {
         p.max_bitrate = bps;
         self.router.invalidate_subscriber(who);
         Ok(())
+    }
+
+    /// Asks the bandwidth estimator toward `who` to probe for more (the subscriber wants a
+    /// bigger layer).
+    fn request_probe(&mut self, who: ParticipantId) {
+        if let Some(p) = self.peers.get_mut(&who) {
+            p.probe_bump = (p.probe_bump + 1_000) % 64_000;
+            p.update_bitrate_goal();
+            self.mark_dirty(who);
+        }
     }
 
     /// Resolves a subscriber's video mid; errors say what is wrong with it.
