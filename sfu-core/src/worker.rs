@@ -660,7 +660,14 @@ impl WorkerCore {
                         budget,
                         pinned: c.pinned,
                     };
-                    if let Some((_, reason)) = c.selector.update(now, &inputs) {
+                    if let Some((target, reason)) = c.selector.update(now, &inputs) {
+                        tracing::debug!(
+                            subscriber = c.subscriber.0,
+                            target,
+                            reason = reason.as_str(),
+                            ?inputs,
+                            "layer target"
+                        );
                         c.pending_reason = Some(reason);
                     }
                     // Short of budget even on the chosen layer: thin it out in time.
