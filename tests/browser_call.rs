@@ -76,6 +76,16 @@ fn three_join_one_leaves_a_fourth_joins_late() {
         let t = gax.token(&["--room", room, "--identity", name, "--name", name]);
         tokens.insert(name.into(), t.into());
     }
+    let eve = gax.token(&[
+        "--room",
+        room,
+        "--identity",
+        "eve",
+        "--name",
+        "eve",
+        "--no-publish",
+    ]);
+    tokens.insert("eve".into(), eve.into());
     run_scenario(&gax, "three-then-four", room, tokens.into());
     // The media plane saw real traffic and forwarded it.
     assert!(forwarded(&gax) > 1000, "forwarded only {}", forwarded(&gax));

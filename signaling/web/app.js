@@ -124,6 +124,16 @@ function send(msg) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
 }
 
+// The grants inside a JWT (its payload is base64url JSON); the server checks them anyway.
+function tokenGrants(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload));
+  } catch (e) {
+    return {};
+  }
+}
+
 async function getToken(room, name) {
   const given = $("token").value.trim() || params.get("token");
   if (given) return given;
@@ -140,7 +150,9 @@ async function join(room, name) {
   try {
     const token = await getToken(room, name);
     state.local = null;
-    if (params.get("media") !== "none") {
+    // A token without the publish grant joins to watch only: no camera or microphone prompt.
+    state.canPublish = tokenGrants(token).can_publish !== false;
+    if (params.get("media") !== "none" && state.canPublish) {
       try {
         state.local = await navigator.mediaDevices.getUserMedia({
           audio: true,

@@ -221,6 +221,28 @@ async function threeThenFour() {
   const afterLeave = await decoding("alice");
   if (afterLeave.carol) fail("alice still has carol's stats after she left", { afterLeave });
 
+  // eve's token may not publish: her page joins to watch only (no capture), receives both, and
+  // publishes nothing.
+  await open("eve", "&simulcast=0");
+  const eveDeadline = Date.now() + STEP_TIMEOUT_MS;
+  let eve = {};
+  while (Date.now() < eveDeadline) {
+    const a = await decoding("eve");
+    await new Promise((r) => setTimeout(r, 1000));
+    eve = await decoding("eve");
+    if (["alice", "bob"].every((n) => a[n] && eve[n] && eve[n].frames > a[n].frames)) break;
+  }
+  if (!["alice", "bob"].every((n) => eve[n] && eve[n].frames > 0)) fail("eve does not receive", { eve });
+  const eveState = await pages.get("eve").evaluate(() => ({
+    local: !!window.gax.state.local,
+    canPublish: window.gax.state.canPublish,
+    published: window.gax.state.published.length,
+  }));
+  if (eveState.local || eveState.canPublish || eveState.published) fail("eve publishes", { eveState });
+  await pages.get("eve").click("#leave");
+  await expectGone(["alice", "bob"], "eve", 2);
+  log("watch-only token", { eve, eveState });
+
   // dave joins late, publishing H.264 only; he receives everyone (VP8) and everyone decodes
   // his H.264.
   await open("dave", "&codec=h264&simulcast=0");
