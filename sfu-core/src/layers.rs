@@ -44,6 +44,14 @@ pub fn temporal_limit(budget: Option<u64>, layer_rate: u64) -> Option<u8> {
     }
 }
 
+/// The bitrate layer `index` costs: measured (peak-held), or the default while unmeasured.
+pub fn rate_of(layers: &[LayerState; MAX_LAYERS], index: u8) -> u64 {
+    match layers[index as usize].bitrate {
+        0 => DEFAULT_BITRATES[index as usize],
+        r => r,
+    }
+}
+
 /// The layer index of a RID: `q`/`l`/`low` = 0, `h`/`m`/`mid` = 1, `f`/`high`/`full` = 2,
 /// or `0`/`1`/`2`. Anything else is not a layer we know.
 pub fn layer_index(rid: &str) -> Option<u8> {
@@ -171,14 +179,7 @@ impl Inputs {
             Some(b) => (0..MAX_LAYERS as u8)
                 .rev()
                 .filter(|l| self.layers[*l as usize].active)
-                .find(|l| {
-                    let layer = &self.layers[*l as usize];
-                    let rate = match layer.bitrate {
-                        0 => DEFAULT_BITRATES[*l as usize],
-                        r => r,
-                    };
-                    rate <= b
-                })
+                .find(|l| rate_of(&self.layers, *l) <= b)
                 .or_else(|| (0..MAX_LAYERS as u8).find(|l| self.layers[*l as usize].active))
                 .unwrap_or(0),
         };
@@ -253,11 +254,7 @@ impl LayerSelector {
         if wanted < current && reason == SwitchReason::Bandwidth {
             // Hold downward moves for bandwidth too, unless the shortfall is severe.
             self.up_since = None;
-            let layer = &inputs.layers[current as usize];
-            let rate = match layer.bitrate {
-                0 => DEFAULT_BITRATES[current as usize],
-                r => r,
-            };
+            let rate = rate_of(&inputs.layers, current);
             let severe = inputs.budget.is_some_and(|b| b.saturating_mul(2) < rate);
             let since = *self.down_since.get_or_insert(now);
             if !severe && now.saturating_duration_since(since) < DOWN_HOLD {

@@ -20,8 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::demux::{self, Proto};
 use crate::layers::{
-    layer_index, layer_name, temporal_limit, Inputs, SimulcastIn, SwitchReason, DEFAULT_BITRATES,
-    MAX_LAYERS,
+    layer_index, layer_name, rate_of, temporal_limit, Inputs, SimulcastIn, SwitchReason,
+    DEFAULT_BITRATES, MAX_LAYERS,
 };
 use crate::router::{Grants, ProducerKey, Router, KEYFRAME_THROTTLE};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
@@ -672,11 +672,7 @@ impl WorkerCore {
                     }
                     // Short of budget even on the chosen layer: thin it out in time.
                     if let Some(t) = c.selector.target() {
-                        let rate = match layers[t as usize].bitrate {
-                            0 => DEFAULT_BITRATES[t as usize],
-                            r => r,
-                        };
-                        c.pending_max_tid = temporal_limit(budget, rate);
+                        c.pending_max_tid = temporal_limit(budget, rate_of(&layers, t));
                     }
                 }
                 let target = c.selector.target();
