@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Development mode: the page may fetch a token from /api/dev/token. Never in production.
     #[arg(long, env = "GAX_DEV")]
     pub dev: bool,
+    /// Do not estimate subscribers' bandwidth: simulcast layers then follow tile sizes and the
+    /// clients' own caps only (a lab or LAN setting; on by default).
+    #[arg(long, env = "GAX_NO_BWE")]
+    pub no_bwe: bool,
     /// A call whose media (ICE + DTLS) is not up this long after joining is closed (4410).
     /// [default: 30s]
     #[arg(long, env = "GAX_MEDIA_TIMEOUT", value_parser = humantime::parse_duration)]
@@ -64,6 +68,7 @@ struct FileConfig {
     media_port: Option<u16>,
     workers: Option<usize>,
     dev: Option<bool>,
+    bwe: Option<bool>,
     /// e.g. "30s"
     media_timeout: Option<String>,
 }
@@ -80,6 +85,7 @@ pub struct Config {
     pub workers: usize,
     pub dev: bool,
     pub media_timeout: Duration,
+    pub bandwidth_estimation: bool,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -131,6 +137,7 @@ impl Config {
             "the media timeout must be positive"
         );
         Ok(Config {
+            bandwidth_estimation: !s.as_ref().is_some_and(|s| s.no_bwe) && file.bwe.unwrap_or(true),
             media_timeout,
             data_dir: common
                 .data_dir
@@ -188,6 +195,7 @@ mod tests {
             media_port: None,
             workers: None,
             dev: false,
+            no_bwe: false,
             media_timeout: None,
         }
     }

@@ -106,6 +106,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             bind_ip: config.media_bind,
             advertise_ip: config.media_ip,
             port_base: config.media_port,
+            bandwidth_estimation: config.bandwidth_estimation,
         })
         .context("starting the media workers")?,
     );

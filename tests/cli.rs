@@ -63,6 +63,8 @@ fn serve_help_documents_every_option() {
         "--media-port",
         "--workers",
         "--dev",
+        "--no-bwe",
+        "--media-timeout",
         "--data-dir",
         "--config",
         "--jwt-secret",

@@ -233,7 +233,13 @@ pub fn init_crypto() {
 
 impl Session {
     /// A fresh ICE-lite session answering on `local` (the address put in the host candidate).
-    pub fn new(now: Instant, cert: &DtlsCert, local: SocketAddr) -> Result<Self, SessionError> {
+    /// `bandwidth_estimation` turns on str0m's send-side TWCC estimate (and its pacer).
+    pub fn new(
+        now: Instant,
+        cert: &DtlsCert,
+        local: SocketAddr,
+        bandwidth_estimation: bool,
+    ) -> Result<Self, SessionError> {
         init_crypto();
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
@@ -246,7 +252,7 @@ impl Session {
             .set_stats_interval(Some(Duration::from_secs(1)))
             // Send-side bandwidth estimation (TWCC, with probing): its estimate is the budget
             // for the layers this peer receives. Publishers get TWCC feedback either way.
-            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+            .enable_bwe(bandwidth_estimation.then_some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
             .build(now);
         let candidate =
             Candidate::host(local, "udp").map_err(|e| SessionError::Address(e.to_string()))?;

@@ -28,6 +28,8 @@ pub struct SfuConfig {
     pub advertise_ip: IpAddr,
     /// Worker i listens on `port_base + i`; 0 = an ephemeral port per worker.
     pub port_base: u16,
+    /// Estimate each subscriber's bandwidth (TWCC, with probing) and choose layers within it.
+    pub bandwidth_estimation: bool,
 }
 
 impl Default for SfuConfig {
@@ -37,6 +39,7 @@ impl Default for SfuConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             advertise_ip: IpAddr::from([127, 0, 0, 1]),
             port_base: 0,
+            bandwidth_estimation: true,
         }
     }
 }
@@ -94,6 +97,7 @@ impl Sfu {
                 SocketAddr::new(config.bind_ip, port),
                 config.advertise_ip,
                 cert.clone(),
+                config.bandwidth_estimation,
             )?);
         }
         let threads = workers.iter_mut().filter_map(|w| w.thread.take()).collect();

@@ -128,6 +128,8 @@ pub struct WorkerCore {
     doomed: Vec<ParticipantId>,
     /// Reused list of sessions due in `handle_timeouts` (no allocation per call).
     due: Vec<ParticipantId>,
+    /// New sessions estimate their send bandwidth (the layer budget); on by default.
+    bandwidth_estimation: bool,
 }
 
 impl WorkerCore {
@@ -145,7 +147,14 @@ impl WorkerCore {
             dirty: Vec::with_capacity(64),
             doomed: Vec::new(),
             due: Vec::with_capacity(64),
+            bandwidth_estimation: true,
         }
+    }
+
+    /// Turns the send-side bandwidth estimate of new sessions on or off. Off, layer choice uses
+    /// only the subscribers' own caps.
+    pub fn set_bandwidth_estimation(&mut self, on: bool) {
+        self.bandwidth_estimation = on;
     }
 
     /// The address peers send media to.
@@ -182,7 +191,7 @@ impl WorkerCore {
         if self.peers.contains_key(&who) {
             return Err(SfuError::AlreadyJoined);
         }
-        let mut session = Session::new(now, &self.cert, self.local)?;
+        let mut session = Session::new(now, &self.cert, self.local, self.bandwidth_estimation)?;
         let answer = match guarded(|| session.accept_offer(offer)) {
             Some(r) => r?,
             None => return Err(SfuError::Internal("the offer crashed the session")),

@@ -86,6 +86,7 @@ pub(crate) fn spawn(
     bind: SocketAddr,
     advertise: std::net::IpAddr,
     cert: str0m::config::DtlsCert,
+    bandwidth_estimation: bool,
 ) -> Result<WorkerHandle, SfuError> {
     let std_sock = std::net::UdpSocket::bind(bind).map_err(|e| SfuError::Bind(bind, e))?;
     std_sock
@@ -104,7 +105,8 @@ pub(crate) fn spawn(
     let (tx, rx) = std::sync::mpsc::channel();
     let stats = Arc::new(WorkerStats::default());
     let addr = SocketAddr::new(advertise, port);
-    let core = WorkerCore::new(addr, cert, stats.clone());
+    let mut core = WorkerCore::new(addr, cert, stats.clone());
+    core.set_bandwidth_estimation(bandwidth_estimation);
     let thread = std::thread::Builder::new()
         .name(format!("gax-worker-{index}"))
         .spawn(move || run(index, core, socket, poll, rx))
