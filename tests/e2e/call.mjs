@@ -352,11 +352,12 @@ async function simulcastLayers() {
   const reasons = ["rendered_size", "publisher_paused"];
   if (!l || l.layer !== "f" || !reasons.includes(l.reason)) fail(`last layer event ${JSON.stringify(l)}`);
 
-  // The server's per-consumer metrics agree: capped on q, small and big on f.
+  // The server's per-consumer metrics agree: capped on q, small on f.
   const metrics = await (await fetch(`${base}/metrics`)).text();
   const layers = metrics.split("\n").filter((line) => line.startsWith("gax_consumer_layer{"));
   const on = (x) => layers.filter((line) => line.includes(`layer="${x}"`)).length;
-  if (layers.length !== 3 || on("f") !== 2 || on("q") !== 1) fail("gax_consumer_layer disagrees", { layers });
+  // (big is normally on f too, but may be on h while Chromium has dropped f for a moment.)
+  if (layers.length !== 3 || on("f") < 1 || on("q") !== 1) fail("gax_consumer_layer disagrees", { layers });
   const received = metrics
     .split("\n")
     .filter((line) => line.startsWith("gax_session_rtp_received_total{"))
