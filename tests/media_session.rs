@@ -28,6 +28,13 @@ fn offer() -> String {
     offer.to_sdp_string()
 }
 
+/// Sends one JSON message.
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send");
+}
+
 async fn connect(gax: &Gax) -> Ws {
     tokio_tungstenite::connect_async(gax.ws_url())
         .await
@@ -65,13 +72,11 @@ async fn real_offer_is_answered_and_a_silent_peer_times_out() {
     let t2 = gax.token(&["--room", "m", "--identity", "two", "--no-publish"]);
 
     let mut a = connect(&gax).await;
-    a.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t1, "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut a,
+        json!({"type": "join", "version": 1, "token": t1, "sdp": offer()}),
+    )
+    .await;
     let joined = expect(&mut a, "joined").await;
     let answer = joined["sdp"].as_str().unwrap();
     assert!(answer.contains("a=ice-lite"), "{answer}");
@@ -88,13 +93,11 @@ async fn real_offer_is_answered_and_a_silent_peer_times_out() {
 
     // A second participant (may not publish) joins and is announced to the first.
     let mut b = connect(&gax).await;
-    b.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t2, "name": "Two", "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut b,
+        json!({"type": "join", "version": 1, "token": t2, "name": "Two", "sdp": offer()}),
+    )
+    .await;
     let joined_b = expect(&mut b, "joined").await;
     assert_eq!(joined_b["participants"][0]["identity"], "one");
     let announced = expect(&mut a, "participant_joined").await;
@@ -112,13 +115,11 @@ async fn real_offer_is_answered_and_a_silent_peer_times_out() {
 
     // The room is empty again: a newcomer sees nobody.
     let mut c = connect(&gax).await;
-    c.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t1, "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut c,
+        json!({"type": "join", "version": 1, "token": t1, "sdp": offer()}),
+    )
+    .await;
     let joined_c = expect(&mut c, "joined").await;
     assert_eq!(
         joined_c["participants"],
@@ -132,41 +133,31 @@ async fn answer_without_offer_and_garbage_answer_are_refused() {
     let gax = Gax::start(&[]);
     let t = gax.token(&["--room", "m", "--identity", "one"]);
     let mut a = connect(&gax).await;
-    a.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut a,
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()}),
+    )
+    .await;
     expect(&mut a, "joined").await;
     // Alone in the room: no server offer is pending, so an answer is out of order.
-    a.send(Message::Text(
-        json!({"type": "answer", "sdp": "v=0"}).to_string().into(),
-    ))
-    .await
-    .unwrap();
+    send(&mut a, json!({"type": "answer", "sdp": "v=0"})).await;
     let err = expect(&mut a, "error").await;
     assert_eq!(err["code"], "bad_sdp");
     assert_eq!(err["close"], 4415);
 
     // A second join on the same connection is refused too.
     let mut b = connect(&gax).await;
-    b.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut b,
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()}),
+    )
+    .await;
     expect(&mut b, "joined").await;
-    b.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut b,
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()}),
+    )
+    .await;
     let err = expect(&mut b, "error").await;
     assert_eq!(err["code"], "already_joined");
 }
@@ -191,13 +182,11 @@ async fn layer_requests_for_missing_tracks_or_layers_get_clear_errors() {
     let gax = Gax::start(&[]);
     let t = gax.token(&["--room", "l", "--identity", "one"]);
     let mut a = connect(&gax).await;
-    a.send(Message::Text(
-        json!({"type": "join", "version": 1, "token": t, "sdp": offer()})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    send(
+        &mut a,
+        json!({"type": "join", "version": 1, "token": t, "sdp": offer()}),
+    )
+    .await;
     let joined = expect(&mut a, "joined").await;
     let mids = mids(joined["sdp"].as_str().unwrap());
     let audio = mids.iter().find(|(_, k)| k == "audio").unwrap().0.clone();
@@ -227,22 +216,14 @@ async fn layer_requests_for_missing_tracks_or_layers_get_clear_errors() {
         ),
     ];
     for (msg, code) in cases {
-        a.send(Message::Text(msg.to_string().into())).await.unwrap();
+        send(&mut a, msg.clone()).await;
         let err = expect(&mut a, "error").await;
         assert_eq!(err["code"], code, "{msg}");
         assert!(err.get("close").is_none(), "not fatal: {err}");
     }
     // The call goes on: a cap and a ping are answered normally.
-    a.send(Message::Text(
-        json!({"type": "max_bitrate", "bps": 300000})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    a.send(Message::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
+    send(&mut a, json!({"type": "max_bitrate", "bps": 300000})).await;
+    send(&mut a, json!({"type": "ping"})).await;
     let next = recv(&mut a).await.unwrap().unwrap();
     assert_eq!(next["type"], "pong", "no error for a valid cap: {next}");
 }

@@ -306,11 +306,6 @@ impl Session {
         self.pending.is_none() && (!self.queued_add.is_empty() || !self.queued_stop.is_empty())
     }
 
-    /// True while a server offer waits for the peer's answer.
-    pub fn offer_in_flight(&self) -> bool {
-        self.pending.is_some()
-    }
-
     /// Builds one server offer from everything queued. Returns the SDP, every added track with
     /// the mid it got (in the order queued), and the mids stopped.
     #[allow(clippy::type_complexity)]

@@ -466,7 +466,14 @@ impl WorkerCore {
                     }
                     return;
                 }
-                SessionOutput::Event(ev) => self.on_event(now, who, ev),
+                SessionOutput::Event(ev) => {
+                    // Counted here, where the publisher's peer is at hand: no second lookup
+                    // per packet in `forward`.
+                    if matches!(ev, SessionEvent::Rtp(_)) {
+                        p.counters.rtp_published += 1;
+                    }
+                    self.on_event(now, who, ev)
+                }
             }
         }
     }
@@ -591,9 +598,6 @@ impl WorkerCore {
     /// that keyframe (throttled per layer).
     fn forward(&mut self, now: Instant, from: ParticipantId, pkt: RtpIn) {
         self.stats.rtp_in.inc();
-        if let Some(p) = self.peers.get_mut(&from) {
-            p.counters.rtp_published += 1;
-        }
         if let Some(level) = pkt.audio_level {
             if let Some((members, speaker)) = self.router.on_audio_level(now, from, level) {
                 self.announce_speaker(&members, speaker);
@@ -978,14 +982,5 @@ impl WorkerCore {
         for who in all {
             self.leave(now, who);
         }
-    }
-
-    /// Tracks a participant publishes (for tests and the control API).
-    pub fn tracks_of(&self, who: ParticipantId) -> Vec<(MediaId, Kind)> {
-        self.router
-            .producers_for_owner(who)
-            .into_iter()
-            .map(|(k, kind)| (k.media, kind))
-            .collect()
     }
 }

@@ -26,6 +26,23 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One counter family with an extra label: `values` gives (label value, count) per session.
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    sessions: &[SessionStats],
+    values: impl Fn(&SessionStats) -> Vec<(&'static str, u64)>,
+) {
+    head(out, name, "counter", help);
+    for s in sessions {
+        for (value, n) in values(s) {
+            let _ = writeln!(out, "{name}{{{},{label}=\"{value}\"}} {n}", ids(s));
+        }
+    }
+}
+
 /// Appends the `gax_session_*` and `gax_consumer_*` families.
 pub fn sessions(out: &mut String, sessions: &[SessionStats]) {
     type Get = fn(&SessionStats) -> u64;
@@ -58,61 +75,46 @@ pub fn sessions(out: &mut String, sessions: &[SessionStats]) {
         }
     }
 
-    head(
+    labelled(
         out,
         "gax_session_dropped_total",
-        "counter",
         "Packets of the participant dropped, by reason",
+        "reason",
+        sessions,
+        |s| {
+            vec![
+                ("rejected", s.dropped_rejected),
+                ("codec", s.dropped_codec),
+                ("not_ready", s.dropped_not_ready),
+            ]
+        },
     );
-    for s in sessions {
-        for (reason, v) in [
-            ("rejected", s.dropped_rejected),
-            ("codec", s.dropped_codec),
-            ("not_ready", s.dropped_not_ready),
-        ] {
-            let _ = writeln!(
-                out,
-                "gax_session_dropped_total{{{},reason=\"{reason}\"}} {v}",
-                ids(s)
-            );
-        }
-    }
-
-    head(
+    labelled(
         out,
         "gax_session_nacks_total",
-        "counter",
         "NACKs exchanged with the participant, by direction",
+        "direction",
+        sessions,
+        |s| {
+            vec![
+                ("received", s.feedback.nacks_received),
+                ("sent", s.feedback.nacks_sent),
+            ]
+        },
     );
-    for s in sessions {
-        let f = s.feedback;
-        for (dir, v) in [("received", f.nacks_received), ("sent", f.nacks_sent)] {
-            let _ = writeln!(
-                out,
-                "gax_session_nacks_total{{{},direction=\"{dir}\"}} {v}",
-                ids(s)
-            );
-        }
-    }
-    head(
+    labelled(
         out,
         "gax_session_keyframe_requests_total",
-        "counter",
         "PLIs and FIRs exchanged with the participant, by direction",
+        "direction",
+        sessions,
+        |s| {
+            vec![
+                ("received", s.feedback.keyframe_requests_received),
+                ("sent", s.feedback.keyframe_requests_sent),
+            ]
+        },
     );
-    for s in sessions {
-        let f = s.feedback;
-        for (dir, v) in [
-            ("received", f.keyframe_requests_received),
-            ("sent", f.keyframe_requests_sent),
-        ] {
-            let _ = writeln!(
-                out,
-                "gax_session_keyframe_requests_total{{{},direction=\"{dir}\"}} {v}",
-                ids(s)
-            );
-        }
-    }
 
     head(
         out,

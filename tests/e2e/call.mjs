@@ -79,6 +79,23 @@ async function decoding(name) {
   return out;
 }
 
+// Waits until `watcher` decodes video (frames rising, width > 0) and audio from every one of
+// `from` (it may see others too); returns what it decodes.
+async function waitDecoding(watcher, from, what) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let seen = {};
+  while (Date.now() < deadline) {
+    const before = await decoding(watcher);
+    await new Promise((r) => setTimeout(r, 1000));
+    seen = await decoding(watcher);
+    const ok = from.every(
+      (n) => before[n] && seen[n] && seen[n].frames > before[n].frames && seen[n].width > 0 && seen[n].samples > 0,
+    );
+    if (ok) return seen;
+  }
+  fail(what, { watcher, seen });
+}
+
 // Waits until every watcher decodes video (frames rising, width > 0) and audio from exactly
 // the expected others.
 async function expectMesh(names) {
@@ -185,21 +202,8 @@ async function devTwoTabs() {
   if (!outlined) fail("alice's tile is not outlined while she speaks");
   log("active speaker", { heard, ids });
   await open("viewer", "&media=none");
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  let seen = {};
-  while (Date.now() < deadline) {
-    const a = await decoding("viewer");
-    await new Promise((r) => setTimeout(r, 1000));
-    seen = await decoding("viewer");
-    const ok = ["alice", "bob"].every(
-      (n) => a[n] && seen[n] && seen[n].frames > a[n].frames && seen[n].width > 0 && seen[n].samples > 0,
-    );
-    if (ok) {
-      log("viewer decodes both", { seen });
-      return;
-    }
-  }
-  fail("the watch-only viewer does not decode both publishers", { seen });
+  const seen = await waitDecoding("viewer", ["alice", "bob"], "the watch-only viewer does not decode both publishers");
+  log("viewer decodes both", { seen });
 }
 
 async function threeThenFour() {
@@ -224,15 +228,7 @@ async function threeThenFour() {
   // eve's token may not publish: her page joins to watch only (no capture), receives both, and
   // publishes nothing.
   await open("eve", "&simulcast=0");
-  const eveDeadline = Date.now() + STEP_TIMEOUT_MS;
-  let eve = {};
-  while (Date.now() < eveDeadline) {
-    const a = await decoding("eve");
-    await new Promise((r) => setTimeout(r, 1000));
-    eve = await decoding("eve");
-    if (["alice", "bob"].every((n) => a[n] && eve[n] && eve[n].frames > a[n].frames)) break;
-  }
-  if (!["alice", "bob"].every((n) => eve[n] && eve[n].frames > 0)) fail("eve does not receive", { eve });
+  const eve = await waitDecoding("eve", ["alice", "bob"], "eve does not receive");
   const eveState = await pages.get("eve").evaluate(() => ({
     local: !!window.gax.state.local,
     canPublish: window.gax.state.canPublish,
