@@ -63,6 +63,32 @@ fn forwarded(gax: &common::Gax) -> u64 {
         .sum()
 }
 
+/// One worker counter (`gax_media_<name>{worker="i"}`), per worker in index order.
+fn per_worker(gax: &common::Gax, name: &str) -> Vec<u64> {
+    let (_, _, metrics) = gax.get("/metrics");
+    let prefix = format!("gax_media_{name}{{worker=");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .collect()
+}
+
+/// The room was spread over both workers and media crossed between them: from worker 0 to
+/// worker 1, and back too when `both_ways` (publishers on both).
+fn assert_room_spanned_two_workers(gax: &common::Gax, both_ways: bool) {
+    let relayed_in = per_worker(gax, "relayed_in_total");
+    let relayed_out = per_worker(gax, "relayed_out_total");
+    assert_eq!(relayed_in.len(), 2, "two workers: {relayed_in:?}");
+    let crossed = |from: usize, to: usize| relayed_out[from] > 100 && relayed_in[to] > 100;
+    assert!(
+        crossed(0, 1) && (!both_ways || crossed(1, 0)),
+        "media crossed between the workers: in {relayed_in:?}, out {relayed_out:?}"
+    );
+    let full = per_worker(gax, "dropped_relay_full_total");
+    assert!(full.iter().all(|n| *n == 0), "rings overflowed: {full:?}");
+}
+
 #[test]
 fn three_join_one_leaves_a_fourth_joins_late() {
     let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,8 +113,10 @@ fn three_join_one_leaves_a_fourth_joins_late() {
     ]);
     tokens.insert("eve".into(), eve.into());
     run_scenario(&gax, "three-then-four", room, tokens.into());
-    // The media plane saw real traffic and forwarded it.
+    // The media plane saw real traffic and forwarded it, across the two workers (participants
+    // are placed on the least-loaded worker, so the room spans both).
     assert!(forwarded(&gax) > 1000, "forwarded only {}", forwarded(&gax));
+    assert_room_spanned_two_workers(&gax, true);
 }
 
 #[test]
@@ -112,7 +140,9 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
     // cores the delay-based estimate sags now and then (Chromium's CPU-starved receive times),
     // which would make this test flaky. The estimate path is covered in memory
     // (bench/tests/simulcast.rs) and by the other browser tests, which run with it on.
-    let gax = common::Gax::start(&["--workers", "1", "--no-bwe"]);
+    // Two workers: the publisher and the big tile share one, the small and the capped
+    // subscribers sit on the other, so layer switching is also shown across workers.
+    let gax = common::Gax::start(&["--workers", "2", "--no-bwe"]);
     let room = "e2e-simulcast";
     let mut tokens = serde_json::Map::new();
     for name in ["pub", "small", "big", "capped"] {
@@ -131,4 +161,5 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
     };
     assert!(switches("reason=\"rendered_size\"") >= 1, "{metrics}");
     assert!(switches("reason=\"initial\"") >= 3, "{metrics}");
+    assert_room_spanned_two_workers(&gax, false);
 }

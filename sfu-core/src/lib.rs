@@ -16,6 +16,7 @@
 //!   subscriber's view of it).
 //! - [`worker`]: the sans-IO pipeline of one worker: sessions, router, timer heap, outbox.
 //! - [`worker_thread`]: the thin I/O loop, one OS thread and one UDP socket per worker.
+//! - [`relay`]: the hop between workers, so one room can use every core.
 //! - [`sfu`]: the control plane handle ([`Sfu`]) that signaling calls: join, answer, leave.
 //! - [`layers`], [`rewrite`], [`vp8`]: simulcast layer choice and seamless switching.
 //! - [`speaker`]: active speaker detection from audio levels.
@@ -23,10 +24,13 @@
 //!
 //! A packet is decrypted once; its payload is one `Arc<[u8]>` that every consumer shares (a
 //! refcount bump per subscriber, no copy) until it is encrypted into that subscriber's datagram.
-//! Today a room lives on one worker; rooms spread over workers by load.
+//! Participants are spread over the workers by load, so one room uses every core: a packet is
+//! decrypted once on its publisher's worker and reaches the other workers as a refcounted
+//! handle over bounded rings ([`relay`]).
 
 pub mod demux;
 pub mod layers;
+pub mod relay;
 pub mod rewrite;
 pub mod router;
 pub mod session;

@@ -6,11 +6,12 @@
 //! producer, then a walk over its consumers held inline in a `Vec`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::layers::{LayerSelector, SimulcastIn, MAX_LAYERS};
 use crate::rewrite::Rewriter;
-use crate::session::{Kind, Layer, MediaId};
+use crate::session::{CodecKey, Kind, Layer, MediaId};
 use crate::speaker::SpeakerDetector;
 use crate::ParticipantId;
 
@@ -52,11 +53,24 @@ pub struct Consumer {
     pub pending_max_tid: Option<u8>,
 }
 
+/// Where a producer's packets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Published by a session on this worker. `relay_to` lists the other workers that hold a
+    /// proxy of it (each gets every packet, see [`crate::relay`]).
+    Local { relay_to: Vec<usize> },
+    /// A proxy of a track published on worker `worker`, in `room`.
+    Remote { worker: usize, room: Arc<str> },
+}
+
 /// An incoming track and everyone who receives it.
 #[derive(Debug)]
 pub struct Producer {
     pub key: ProducerKey,
     pub kind: Kind,
+    pub origin: Origin,
+    /// The publisher's payload types and their codecs, filled on first sight (origin only).
+    pub pt_codecs: Vec<(u8, Option<CodecKey>)>,
     /// Simulcast publishers: what arrives on each layer. `None` for a single-stream track.
     pub simulcast: Option<SimulcastIn>,
     /// The RID of each layer index, for per-layer keyframe requests.
@@ -67,6 +81,28 @@ pub struct Producer {
 }
 
 impl Producer {
+    fn new(key: ProducerKey, kind: Kind, origin: Origin) -> Self {
+        Producer {
+            key,
+            kind,
+            origin,
+            pt_codecs: Vec::new(),
+            simulcast: None,
+            layer_rids: [None; MAX_LAYERS],
+            consumers: Vec::new(),
+            last_keyframe_request: None,
+            keyframe_wanted: false,
+        }
+    }
+
+    /// The worker this track is published on, if not this one.
+    pub fn origin_worker(&self) -> Option<usize> {
+        match self.origin {
+            Origin::Local { .. } => None,
+            Origin::Remote { worker, .. } => Some(worker),
+        }
+    }
+
     /// Notes that a subscriber needs a keyframe. Returns true if a request should be sent now;
     /// otherwise it is remembered and [`Producer::keyframe_due`] says when to send it.
     pub fn want_keyframe(&mut self, now: Instant) -> bool {
@@ -204,17 +240,76 @@ impl Router {
         p.producers.push(media);
         self.producers.insert(
             key,
-            Producer {
+            Producer::new(
                 key,
                 kind,
-                simulcast: None,
-                layer_rids: [None; MAX_LAYERS],
-                consumers: Vec::new(),
-                last_keyframe_request: None,
-                keyframe_wanted: false,
-            },
+                Origin::Local {
+                    relay_to: Vec::new(),
+                },
+            ),
         );
         true
+    }
+
+    /// Registers a proxy of a track published on another worker. Returns false if the track
+    /// is known already (as a proxy or a local producer).
+    pub fn add_proxy(&mut self, key: ProducerKey, kind: Kind, worker: usize, room: &str) -> bool {
+        if self.producers.contains_key(&key) {
+            return false;
+        }
+        let origin = Origin::Remote {
+            worker,
+            room: Arc::from(room),
+        };
+        self.producers.insert(key, Producer::new(key, kind, origin));
+        true
+    }
+
+    /// Removes a proxy producer (its track went away on its origin). Returns its consumers to
+    /// stop, and the room members to tell that nobody speaks now if its owner was the active
+    /// speaker. `None` if no such proxy exists.
+    pub fn remove_proxy(&mut self, key: &ProducerKey) -> Option<Departure> {
+        let Origin::Remote { room, .. } = &self.producers.get(key)?.origin else {
+            return None;
+        };
+        let room = room.clone();
+        let p = self.producers.remove(key)?;
+        let mut dep = Departure::default();
+        for c in p.consumers {
+            dep.stop.push((c.subscriber, c.tag, c.media));
+        }
+        if let Some(r) = self.rooms.get_mut(&*room) {
+            if r.speaker.remove(key.owner).is_some() {
+                dep.speaker_cleared = r.participants.clone();
+            }
+        }
+        Some(dep)
+    }
+
+    /// Removes every proxy nobody here consumes any more; returns them with their origin
+    /// worker (each is told to stop relaying).
+    pub fn take_idle_proxies(&mut self) -> Vec<(ProducerKey, usize)> {
+        let mut out = Vec::new();
+        self.producers.retain(|key, p| match p.origin {
+            Origin::Remote { worker, .. } if p.consumers.is_empty() => {
+                out.push((*key, worker));
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    /// The members of `room` on this worker who may subscribe.
+    pub fn subscribers_in(&self, room: &str) -> Vec<ParticipantId> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        r.participants
+            .iter()
+            .copied()
+            .filter(|p| self.participants.get(p).is_some_and(|s| s.grants.subscribe))
+            .collect()
     }
 
     /// All producers in `who`'s room that `who` does not own (what a newcomer must receive).
@@ -436,6 +531,23 @@ impl Router {
         let room = self.participants.get(&who)?.room.as_str();
         let state = self.rooms.get_mut(room)?;
         state.speaker.on_level(now, who, dbov);
+        let change = state.speaker.tick(now)?;
+        Some((state.participants.clone(), change))
+    }
+
+    /// Like [`Router::on_audio_level`], for a packet relayed from another worker: the level of
+    /// the proxy `key`'s owner counts in the proxy's room.
+    pub fn on_proxy_audio_level(
+        &mut self,
+        now: Instant,
+        key: &ProducerKey,
+        dbov: i8,
+    ) -> Option<(Vec<ParticipantId>, Option<ParticipantId>)> {
+        let Origin::Remote { room, .. } = &self.producers.get(key)?.origin else {
+            return None;
+        };
+        let state = self.rooms.get_mut(&**room)?;
+        state.speaker.on_level(now, key.owner, dbov);
         let change = state.speaker.tick(now)?;
         Some((state.participants.clone(), change))
     }

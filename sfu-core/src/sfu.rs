@@ -1,8 +1,9 @@
 //! The control plane: the [`Sfu`] handle that signaling talks to.
 //!
-//! It starts the workers, places each room on one worker (the least loaded when the room
-//! opens), and turns async calls into commands for that worker's thread. Media never passes
-//! through here.
+//! It starts the workers and the rings between them, places each participant on a worker (the
+//! least loaded; among equals, one that already hosts the room), and turns async calls into
+//! commands for that worker's thread. Media never passes through here: a room whose members
+//! sit on several workers is stitched together by the workers themselves ([`crate::relay`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,6 +12,7 @@ use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::relay::{mesh, MAX_WORKERS, RELAY_CAPACITY};
 use crate::router::Grants;
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
@@ -59,16 +61,19 @@ pub struct Joined {
     pub answer: String,
 }
 
-struct RoomPlace {
-    worker: usize,
-    members: usize,
+/// Who sits where: participants per worker, and per room.
+#[derive(Default)]
+struct Places {
+    load: Vec<usize>,
+    /// Room -> members per worker.
+    rooms: HashMap<String, Vec<usize>>,
 }
 
 /// Handle to the running media plane. Cheap to share behind an `Arc`.
 pub struct Sfu {
     workers: Vec<WorkerHandle>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    rooms: Mutex<HashMap<String, RoomPlace>>,
+    places: Mutex<Places>,
     next_id: AtomicU64,
 }
 
@@ -81,9 +86,12 @@ impl Sfu {
         } else {
             config.workers
         };
+        if n > MAX_WORKERS {
+            return Err(SfuError::Config("at most 64 media workers"));
+        }
         let cert = new_certificate()?;
         let mut workers = Vec::with_capacity(n);
-        for i in 0..n {
+        for (i, links) in mesh(n, RELAY_CAPACITY).into_iter().enumerate() {
             let port = if config.port_base == 0 {
                 0
             } else {
@@ -98,13 +106,21 @@ impl Sfu {
                 config.advertise_ip,
                 cert.clone(),
                 config.bandwidth_estimation,
+                links,
             )?);
+        }
+        let links: Vec<_> = workers.iter().map(|w| w.link.clone()).collect();
+        for w in &workers {
+            w.send(Command::Mesh(links.clone()))?;
         }
         let threads = workers.iter_mut().filter_map(|w| w.thread.take()).collect();
         Ok(Sfu {
+            places: Mutex::new(Places {
+                load: vec![0; workers.len()],
+                rooms: HashMap::new(),
+            }),
             workers,
             threads: Mutex::new(threads),
-            rooms: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
     }
@@ -119,29 +135,42 @@ impl Sfu {
         self.workers.iter().map(|w| &*w.stats).collect()
     }
 
+    /// Picks the worker for a new member of `room`: the one with the fewest participants;
+    /// among equals, one that already hosts members of the room (fewer hops).
     fn place(&self, room: &str) -> usize {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = rooms.get_mut(room) {
-            r.members += 1;
-            return r.worker;
-        }
-        let mut load = vec![0usize; self.workers.len()];
-        for r in rooms.values() {
-            load[r.worker] += r.members;
-        }
-        let worker = (0..load.len()).min_by_key(|i| load[*i]).unwrap_or(0);
-        rooms.insert(room.to_owned(), RoomPlace { worker, members: 1 });
+        let mut places = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        let Places { load, rooms } = &mut *places;
+        let members = rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| vec![0; load.len()]);
+        let worker = (0..load.len())
+            .min_by_key(|w| (load[*w], members[*w] == 0))
+            .unwrap_or(0);
+        load[worker] += 1;
+        members[worker] += 1;
         worker
     }
 
-    fn unplace(&self, room: &str) {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = rooms.get_mut(room) {
-            r.members = r.members.saturating_sub(1);
-            if r.members == 0 {
+    fn unplace(&self, room: &str, worker: usize) {
+        let mut places = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        let Places { load, rooms } = &mut *places;
+        if let Some(l) = load.get_mut(worker) {
+            *l = l.saturating_sub(1);
+        }
+        if let Some(members) = rooms.get_mut(room) {
+            if let Some(m) = members.get_mut(worker) {
+                *m = m.saturating_sub(1);
+            }
+            if members.iter().all(|m| *m == 0) {
                 rooms.remove(room);
             }
         }
+    }
+
+    /// Number of participants on each worker (placement's view).
+    pub fn worker_loads(&self) -> Vec<usize> {
+        let places = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        places.load.clone()
     }
 
     /// Joins `room` with an SDP offer. Events for this participant (server offers, connection
@@ -177,7 +206,7 @@ impl Sfu {
                 answer: a.answer,
             }),
             Err(e) => {
-                self.unplace(room);
+                self.unplace(room, worker);
                 Err(e)
             }
         }
@@ -224,7 +253,7 @@ impl Sfu {
         let _ = self.workers[who.worker].send(Command::Leave {
             who: who.participant,
         });
-        self.unplace(room);
+        self.unplace(room, who.worker);
     }
 
     /// Stops every worker, closing all sessions. Idempotent.

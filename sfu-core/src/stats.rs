@@ -72,6 +72,12 @@ pub struct WorkerStats {
     pub dropped_send: Counter,
     /// PLIs sent to publishers.
     pub keyframe_requests: Counter,
+    /// Packets handed to other workers (one per packet per worker that consumes its track).
+    pub relayed_out: Counter,
+    /// Packets other workers handed to this one.
+    pub relayed_in: Counter,
+    /// Packets not handed to another worker because the ring toward it was full.
+    pub dropped_relay_full: Counter,
     /// Sessions that ended without a leave (ICE timeout, DTLS close, internal panic).
     pub sessions_failed: Counter,
     /// Live sessions on the worker.
@@ -80,7 +86,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// (metric name, help, value, is_counter) for every field, for exposition.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 18] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 21] {
         [
             (
                 "packets_in_total",
@@ -171,6 +177,24 @@ impl WorkerStats {
                 "keyframe_requests_total",
                 "Keyframe requests sent to publishers",
                 self.keyframe_requests.get(),
+                true,
+            ),
+            (
+                "relayed_out_total",
+                "RTP packets handed to other workers",
+                self.relayed_out.get(),
+                true,
+            ),
+            (
+                "relayed_in_total",
+                "RTP packets received from other workers",
+                self.relayed_in.get(),
+                true,
+            ),
+            (
+                "dropped_relay_full_total",
+                "RTP packets dropped because the ring to another worker was full",
+                self.dropped_relay_full.get(),
                 true,
             ),
             (

@@ -23,7 +23,8 @@ use crate::layers::{
     layer_index, layer_name, rate_of, temporal_limit, Inputs, SimulcastIn, SwitchReason,
     DEFAULT_BITRATES, MAX_LAYERS,
 };
-use crate::router::{Grants, ProducerKey, Router, KEYFRAME_THROTTLE};
+use crate::relay::{Inter, Packet, RelayLinks, Relayed, RELAY_CAPACITY};
+use crate::router::{Departure, Grants, Origin, ProducerKey, Router, KEYFRAME_THROTTLE};
 use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;
 use crate::vp8;
@@ -130,6 +131,20 @@ pub struct WorkerCore {
     due: Vec<ParticipantId>,
     /// New sessions estimate their send bandwidth (the layer budget); on by default.
     bandwidth_estimation: bool,
+    /// The rings to and from the other workers of the mesh.
+    links: RelayLinks,
+    /// Control messages for other workers, as (worker, message); the I/O loop delivers them.
+    inter_out: Vec<(usize, Inter)>,
+    /// Tracks published on other workers, by room: what a member joining here must receive.
+    remote_tracks: HashMap<String, Vec<RemoteTrack>>,
+}
+
+/// A track published on another worker (from its [`Inter::ProducerAdded`]).
+#[derive(Debug, Clone, Copy)]
+struct RemoteTrack {
+    key: ProducerKey,
+    kind: Kind,
+    worker: usize,
 }
 
 impl WorkerCore {
@@ -148,7 +163,39 @@ impl WorkerCore {
             doomed: Vec::new(),
             due: Vec::with_capacity(64),
             bandwidth_estimation: true,
+            links: RelayLinks::single(),
+            inter_out: Vec::new(),
+            remote_tracks: HashMap::new(),
         }
+    }
+
+    /// Makes this core one worker of a mesh (see [`crate::relay::mesh`]): rooms may then span
+    /// workers.
+    pub fn with_links(mut self, links: RelayLinks) -> Self {
+        self.links = links;
+        self
+    }
+
+    /// This worker's index in its mesh (0 for a lone worker).
+    pub fn index(&self) -> usize {
+        self.links.index()
+    }
+
+    /// Control messages for other workers, as (worker, message). The I/O loop drains it after
+    /// every call and hands each to [`WorkerCore::handle_inter`] of its worker.
+    pub fn inter_drain(&mut self) -> std::vec::Drain<'_, (usize, Inter)> {
+        self.inter_out.drain(..)
+    }
+
+    /// The workers this one pushed packets to since the last call (a bit per worker), for the
+    /// I/O loop to wake those that sleep.
+    pub fn take_relay_wakes(&mut self) -> u64 {
+        self.links.take_wakes()
+    }
+
+    /// True when packets from other workers wait for [`WorkerCore::handle_relays`].
+    pub fn relay_pending(&self) -> bool {
+        self.links.pending()
     }
 
     /// Turns the send-side bandwidth estimate of new sessions on or off. Off, layer choice uses
@@ -215,9 +262,17 @@ impl WorkerCore {
         self.stats.sessions.set(self.peers.len() as u64);
         // Draining the session now turns its MediaAdded events into producers.
         self.drive(now, who);
-        // The newcomer receives everything already published in the room.
+        // The newcomer receives everything already published in the room, here and on the
+        // other workers.
         for (key, kind) in self.router.producers_for(who) {
             self.add_consumer(key, kind, who);
+        }
+        if grants.subscribe {
+            let remote = self.remote_tracks.get(room).cloned().unwrap_or_default();
+            for t in remote {
+                self.ensure_proxy(t, room);
+                self.add_consumer(t.key, t.kind, who);
+            }
         }
         self.negotiate(who);
         self.drive_dirty(now);
@@ -263,7 +318,18 @@ impl WorkerCore {
             let _ = peer.events.send(PeerEvent::Closed);
         }
         self.stats.sessions.set(self.peers.len() as u64);
+        let published = self.router.producers_for_owner(who);
         let dep = self.router.leave(who);
+        for (key, _) in published {
+            self.broadcast(Inter::ProducerRemoved { key });
+        }
+        self.release_idle_proxies();
+        self.apply_departure(now, dep);
+    }
+
+    /// Stops the consumers a departure ended (renegotiating each subscriber once) and clears
+    /// the active speaker if it was the one who left.
+    fn apply_departure(&mut self, now: Instant, dep: Departure) {
         if !dep.speaker_cleared.is_empty() {
             self.announce_speaker(&dep.speaker_cleared, None);
         }
@@ -292,6 +358,117 @@ impl WorkerCore {
             self.mark_dirty(sub);
         }
         self.drive_dirty(now);
+    }
+
+    /// Queues `msg` for every other worker of the mesh.
+    fn broadcast(&mut self, msg: Inter) {
+        let me = self.links.index();
+        for w in (0..self.links.workers()).filter(|w| *w != me) {
+            self.inter_out.push((w, msg.clone()));
+        }
+    }
+
+    /// Makes sure a proxy of the remote track exists here; a new one asks its origin to relay.
+    fn ensure_proxy(&mut self, track: RemoteTrack, room: &str) {
+        if self
+            .router
+            .add_proxy(track.key, track.kind, track.worker, room)
+        {
+            self.inter_out
+                .push((track.worker, Inter::Subscribe { key: track.key }));
+        }
+    }
+
+    /// Drops proxies nobody here consumes any more and tells their origins to stop relaying.
+    fn release_idle_proxies(&mut self) {
+        for (key, worker) in self.router.take_idle_proxies() {
+            self.inter_out.push((worker, Inter::Unsubscribe { key }));
+        }
+    }
+
+    /// A control message from worker `from` (see [`Inter`]).
+    pub fn handle_inter(&mut self, now: Instant, from: usize, msg: Inter) {
+        match msg {
+            Inter::ProducerAdded { room, key, kind } => {
+                let track = RemoteTrack {
+                    key,
+                    kind,
+                    worker: from,
+                };
+                let tracks = self.remote_tracks.entry(room.clone()).or_default();
+                if tracks.iter().any(|t| t.key == key) {
+                    return;
+                }
+                tracks.push(track);
+                let subscribers = self.router.subscribers_in(&room);
+                if !subscribers.is_empty() {
+                    self.ensure_proxy(track, &room);
+                }
+                for s in subscribers {
+                    self.add_consumer(key, kind, s);
+                    self.negotiate(s);
+                    self.mark_dirty(s);
+                }
+            }
+            Inter::ProducerRemoved { key } => {
+                self.remote_tracks.retain(|_, tracks| {
+                    tracks.retain(|t| t.key != key);
+                    !tracks.is_empty()
+                });
+                if let Some(dep) = self.router.remove_proxy(&key) {
+                    self.apply_departure(now, dep);
+                }
+            }
+            Inter::Subscribe { key } => {
+                if let Some(p) = self.router.producer_mut(&key) {
+                    if let Origin::Local { relay_to } = &mut p.origin {
+                        if !relay_to.contains(&from) {
+                            relay_to.push(from);
+                        }
+                    }
+                }
+            }
+            Inter::Unsubscribe { key } => {
+                if let Some(p) = self.router.producer_mut(&key) {
+                    if let Origin::Local { relay_to } = &mut p.origin {
+                        relay_to.retain(|w| *w != from);
+                    }
+                }
+            }
+            Inter::Keyframe { key, layer: None } => self.keyframe_for(now, key, true),
+            Inter::Keyframe {
+                key,
+                layer: Some(layer),
+            } => self.keyframe_for_layer(now, key, layer),
+        }
+        self.drive_dirty(now);
+        self.bury(now);
+    }
+
+    /// Runs the packets other workers relayed here through their proxies' consumers: the
+    /// same fan-out as for a local publisher, minus the decryption and the ingest.
+    ///
+    /// Takes at most one ring's capacity from each ring per call, so a flood from one worker
+    /// cannot starve this worker's own socket.
+    pub fn handle_relays(&mut self, now: Instant) {
+        for ring in 0..self.links.inbound() {
+            for _ in 0..RELAY_CAPACITY {
+                let Some(Relayed { key, packet }) = self.links.pop(ring) else {
+                    break;
+                };
+                self.stats.relayed_in.inc();
+                if let Some(level) = packet.audio_level {
+                    if let Some((members, speaker)) =
+                        self.router.on_proxy_audio_level(now, &key, level)
+                    {
+                        self.announce_speaker(&members, speaker);
+                    }
+                }
+                self.fan_out(now, key, packet);
+            }
+        }
+        self.drive_dirty(now);
+        self.bury(now);
     }
 
     /// One datagram arrived on the worker's socket.
@@ -496,6 +673,10 @@ impl WorkerCore {
                         self.negotiate(other);
                         self.mark_dirty(other);
                     }
+                    if let Some(room) = self.router.room_of(who) {
+                        let room = room.to_owned();
+                        self.broadcast(Inter::ProducerAdded { room, key, kind });
+                    }
                 }
             }
             SessionEvent::KeyframeRequest { media } => {
@@ -529,12 +710,40 @@ impl WorkerCore {
         } else {
             prod.keyframe_due(now)
         };
-        if send {
-            if let Some(p) = self.peers.get_mut(&key.owner) {
-                if guarded(|| p.session.request_keyframe(key.media)) == Some(true) {
-                    self.stats.keyframe_requests.inc();
-                    self.mark_dirty(key.owner);
-                }
+        if !send {
+            return;
+        }
+        if let Some(worker) = prod.origin_worker() {
+            // A proxy: the publisher's session lives on its origin worker.
+            self.inter_out
+                .push((worker, Inter::Keyframe { key, layer: None }));
+        } else if let Some(p) = self.peers.get_mut(&key.owner) {
+            if guarded(|| p.session.request_keyframe(key.media)) == Some(true) {
+                self.stats.keyframe_requests.inc();
+                self.mark_dirty(key.owner);
+            }
+        }
+    }
+
+    /// A consumer on another worker waits for a keyframe of one simulcast layer of a track
+    /// published here: ask the publisher (throttled per layer, shared with local consumers).
+    fn keyframe_for_layer(&mut self, now: Instant, key: ProducerKey, layer: u8) {
+        let Some(prod) = self.router.producer_mut(&key) else {
+            return;
+        };
+        let Some(rid) = prod.layer_rids.get(layer as usize).copied().flatten() else {
+            return;
+        };
+        let Some(sim) = prod.simulcast.as_mut() else {
+            return;
+        };
+        if !sim.keyframe_request_due(now, layer, KEYFRAME_THROTTLE) {
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(&key.owner) {
+            if guarded(|| p.session.request_keyframe_layer(key.media, rid)) == Some(true) {
+                self.stats.keyframe_requests.inc();
+                self.mark_dirty(key.owner);
             }
         }
     }
@@ -591,11 +800,9 @@ impl WorkerCore {
         out
     }
 
-    /// The hot path: one incoming packet to every consumer of its track.
-    ///
-    /// For a simulcast track, each consumer forwards only the layer it currently receives,
-    /// switches to its target layer on that layer's next keyframe, and asks the publisher for
-    /// that keyframe (throttled per layer).
+    /// The hot path, first half: a decrypted packet from a publisher on this worker is
+    /// ingested once (speaker level, simulcast layer, VP8 descriptor, codec) and handed to
+    /// [`WorkerCore::fan_out`].
     fn forward(&mut self, now: Instant, from: ParticipantId, pkt: RtpIn) {
         self.stats.rtp_in.inc();
         if let Some(level) = pkt.audio_level {
@@ -626,10 +833,82 @@ impl WorkerCore {
                 }
             },
         };
-        let vp8 = match prod.simulcast {
-            Some(_) => vp8::parse(&pkt.payload),
-            None => None,
+        let simulcast = prod.simulcast.is_some();
+        let vp8 = match simulcast {
+            true => vp8::parse(&pkt.payload),
+            false => None,
         };
+        // The codec behind the payload type, looked up once per type and producer.
+        let codec = match prod.pt_codecs.iter().find(|(pt, _)| *pt == pkt.pt) {
+            Some((_, c)) => *c,
+            None => {
+                let c = self
+                    .peers
+                    .get(&from)
+                    .and_then(|p| p.session.codec_of(pkt.pt));
+                prod.pt_codecs.push((pkt.pt, c));
+                c
+            }
+        };
+        let packet = Packet {
+            layer,
+            simulcast,
+            pt: pkt.pt,
+            codec,
+            seq: pkt.seq,
+            timestamp: pkt.timestamp,
+            marker: pkt.marker,
+            audio_level: pkt.audio_level,
+            voice_activity: pkt.voice_activity,
+            arrival: pkt.arrival,
+            vp8,
+            payload: pkt.payload,
+        };
+        self.fan_out(now, key, packet);
+    }
+
+    /// The hot path, second half: one packet to every consumer of its producer on this worker,
+    /// and (for a track published here) to every other worker that consumes it.
+    ///
+    /// For a simulcast track, each consumer forwards only the layer it currently receives,
+    /// switches to its target layer on that layer's next keyframe, and asks the publisher for
+    /// that keyframe (throttled per layer; through the origin worker for a proxy).
+    fn fan_out(&mut self, now: Instant, key: ProducerKey, pkt: Packet) {
+        let Self {
+            router,
+            peers,
+            stats,
+            dirty,
+            doomed,
+            links,
+            inter_out,
+            ..
+        } = self;
+        let Some(prod) = router.producer_mut(&key) else {
+            stats.dropped_no_route.inc();
+            return;
+        };
+        // Other workers first: they encrypt for their subscribers while we do for ours.
+        if let Origin::Local { relay_to } = &prod.origin {
+            for &w in relay_to {
+                let relayed = Relayed {
+                    key,
+                    packet: pkt.clone(),
+                };
+                if links.push(w, relayed) {
+                    stats.relayed_out.inc();
+                } else {
+                    stats.dropped_relay_full.inc();
+                }
+            }
+        }
+        let from = key.owner;
+        let origin_worker = prod.origin_worker();
+        let layer = pkt.layer;
+        let vp8 = pkt.vp8;
+        if pkt.simulcast {
+            prod.simulcast.get_or_insert_with(SimulcastIn::default);
+        }
         let vp8_ids = vp8.and_then(|v| Some((v.picture_id?, v.tl0_pic_idx.unwrap_or(0))));
         let mut eval = false;
         let mut warming_up = false;
@@ -640,9 +919,14 @@ impl WorkerCore {
             eval = !warming_up && sim.eval_due(now);
         }
         if prod.keyframe_due(now) {
-            if let Some(p) = self.peers.get_mut(&from) {
-                if guarded(|| p.session.request_keyframe(key.media)) == Some(true) {
-                    self.stats.keyframe_requests.inc();
+            match origin_worker {
+                Some(w) => inter_out.push((w, Inter::Keyframe { key, layer: None })),
+                None => {
+                    if let Some(p) = peers.get_mut(&from) {
+                        if guarded(|| p.session.request_keyframe(key.media)) == Some(true) {
+                            stats.keyframe_requests.inc();
+                        }
+                    }
                 }
             }
         }
@@ -653,13 +937,6 @@ impl WorkerCore {
         let layer_states = prod.simulcast.as_ref().map(|s| s.states(now));
         // Layers some consumer waits for a keyframe of (bit per layer).
         let mut keyframes_wanted = 0u8;
-        let Self {
-            peers,
-            stats,
-            dirty,
-            doomed,
-            ..
-        } = self;
         for c in prod.consumers.iter_mut() {
             let Some(media) = c.media.filter(|_| c.active) else {
                 continue;
@@ -749,8 +1026,7 @@ impl WorkerCore {
             let out_pt = match c.pt_map.iter().find(|(i, _)| *i == pkt.pt) {
                 Some((_, o)) => *o,
                 None => {
-                    let codec = peers.get(&from).and_then(|p| p.session.codec_of(pkt.pt));
-                    let o = match (codec, peers.get(&c.subscriber)) {
+                    let o = match (pkt.codec, peers.get(&c.subscriber)) {
                         (Some(codec), Some(s)) => s.session.pt_for(media, codec),
                         _ => None,
                     };
@@ -801,6 +1077,22 @@ impl WorkerCore {
             }
         }
         if keyframes_wanted != 0 {
+            if let (Some(w), Some(sim)) = (origin_worker, prod.simulcast.as_mut()) {
+                for l in 0..MAX_LAYERS as u8 {
+                    if keyframes_wanted & (1 << l) != 0
+                        && sim.keyframe_request_due(now, l, KEYFRAME_THROTTLE)
+                    {
+                        inter_out.push((
+                            w,
+                            Inter::Keyframe {
+                                key,
+                                layer: Some(l),
+                            },
+                        ));
+                    }
+                }
+                return;
+            }
             let rids = prod.layer_rids;
             let sim = prod.simulcast.as_mut();
             if let (Some(sim), Some(p)) = (sim, peers.get_mut(&from)) {

@@ -1,0 +1,248 @@
+//! The hop between workers: one room spread over several worker threads.
+//!
+//! A publisher's packet is decrypted and classified once, on the worker that owns the
+//! publisher's session (its *origin*). Every other worker that hosts subscribers of that track
+//! holds a *proxy* producer for it and receives each packet as a [`Relayed`]: a small `Copy`
+//! descriptor plus the payload's `Arc` (a refcount bump, never a copy). The packets travel
+//! over one preallocated, bounded, wait-free single-producer ring per ordered worker pair
+//! ([`rtrb`]): pushing never allocates, never locks and never blocks the origin; a full ring
+//! drops the packet and counts it.
+//!
+//! Everything else between workers is rare and travels as an [`Inter`] message on the
+//! receiving worker's command channel: a track appeared or went away, a worker starts or stops
+//! wanting a track, a keyframe request for the publisher.
+//!
+//! The rings are plain memory, so [`crate::worker::WorkerCore`] stays sans-IO: it pushes into
+//! them and notes which workers got something ([`RelayLinks::take_wakes`]); the thread loop
+//! wakes a receiving worker only if it sleeps, so a busy worker pays no syscall per packet.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::router::ProducerKey;
+use crate::session::{CodecKey, Kind};
+use crate::vp8::Vp8Info;
+
+/// Packets one worker may have in flight toward one other worker. At 1,024 packets a busy
+/// receiver may fall about 4 ms behind a sender running at a core's full rate before packets
+/// drop; each slot is about 100 bytes, allocated once at start.
+pub const RELAY_CAPACITY: usize = 1024;
+
+/// A packet after ingest: what every consumer needs, on any worker.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// Simulcast layer index (0 for a single-stream track).
+    pub layer: u8,
+    /// True when the track is simulcast (the packet arrived with a RID).
+    pub simulcast: bool,
+    /// The publisher's payload type, and its codec (resolved once at the origin).
+    pub pt: u8,
+    pub codec: Option<CodecKey>,
+    pub seq: u64,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub audio_level: Option<i8>,
+    pub voice_activity: Option<bool>,
+    pub arrival: Instant,
+    /// Parsed VP8 payload descriptor (simulcast VP8 tracks only).
+    pub vp8: Option<Vp8Info>,
+    /// The decrypted payload, shared by every consumer on every worker.
+    pub payload: Arc<[u8]>,
+}
+
+/// One packet on its way to another worker's proxy producer.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub key: ProducerKey,
+    pub packet: Packet,
+}
+
+/// A control message between workers. The receiving worker learns the sender's index with it.
+#[derive(Debug, Clone)]
+pub enum Inter {
+    /// A track was published on the sender: every worker learns it (its directory of remote
+    /// tracks), whether or not it hosts members of `room` yet.
+    ProducerAdded {
+        room: String,
+        key: ProducerKey,
+        kind: Kind,
+    },
+    /// The track is gone (its publisher left): proxies and their consumers go too.
+    ProducerRemoved { key: ProducerKey },
+    /// The sender now has consumers of the track: relay its packets there.
+    Subscribe { key: ProducerKey },
+    /// The sender's last consumer of the track left: stop relaying.
+    Unsubscribe { key: ProducerKey },
+    /// A consumer on the sender needs a keyframe: of one simulcast layer, or of the track.
+    Keyframe { key: ProducerKey, layer: Option<u8> },
+}
+
+/// One worker's ends of the rings: one sending end toward each other worker, one receiving end
+/// from each.
+pub struct RelayLinks {
+    index: usize,
+    /// `tx[w]`: toward worker `w` (`None` for ourselves).
+    tx: Vec<Option<rtrb::Producer<Relayed>>>,
+    /// (sending worker, receiving end).
+    rx: Vec<(usize, rtrb::Consumer<Relayed>)>,
+    /// Workers that got packets since the last [`RelayLinks::take_wakes`] (bit per worker).
+    wakes: u64,
+}
+
+/// Most workers a mesh supports (the wake set is one `u64`).
+pub const MAX_WORKERS: usize = 64;
+
+impl RelayLinks {
+    /// A lone worker: nothing to relay to.
+    pub fn single() -> Self {
+        RelayLinks {
+            index: 0,
+            tx: vec![None],
+            rx: Vec::new(),
+            wakes: 0,
+        }
+    }
+
+    /// This worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Number of workers in the mesh.
+    pub fn workers(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Queues one packet for worker `to`. Returns false (the packet is dropped) when the ring
+    /// toward it is full or `to` is not a peer.
+    #[inline]
+    pub fn push(&mut self, to: usize, relayed: Relayed) -> bool {
+        let Some(Some(tx)) = self.tx.get_mut(to) else {
+            return false;
+        };
+        if tx.push(relayed).is_err() {
+            return false;
+        }
+        self.wakes |= 1 << to;
+        true
+    }
+
+    /// The workers that were sent packets since the last call (bit per worker), cleared.
+    pub fn take_wakes(&mut self) -> u64 {
+        std::mem::take(&mut self.wakes)
+    }
+
+    /// True when a packet waits in one of the rings toward this worker.
+    pub fn pending(&self) -> bool {
+        self.rx.iter().any(|(_, rx)| !rx.is_empty())
+    }
+
+    /// Takes the next waiting packet from ring `i` of [`RelayLinks::inbound`].
+    #[inline]
+    pub(crate) fn pop(&mut self, i: usize) -> Option<Relayed> {
+        self.rx.get_mut(i)?.1.pop().ok()
+    }
+
+    /// Number of inbound rings.
+    pub(crate) fn inbound(&self) -> usize {
+        self.rx.len()
+    }
+}
+
+/// Builds the rings between `workers` workers; entry `i` belongs to worker `i`.
+///
+/// # Panics
+/// If `workers` is 0 or more than [`MAX_WORKERS`] (a configuration error caught at start).
+pub fn mesh(workers: usize, capacity: usize) -> Vec<RelayLinks> {
+    assert!(
+        (1..=MAX_WORKERS).contains(&workers),
+        "1 to {MAX_WORKERS} workers"
+    );
+    let mut links: Vec<RelayLinks> = (0..workers)
+        .map(|index| RelayLinks {
+            index,
+            tx: (0..workers).map(|_| None).collect(),
+            rx: Vec::with_capacity(workers - 1),
+            wakes: 0,
+        })
+        .collect();
+    for from in 0..workers {
+        for to in 0..workers {
+            if from == to {
+                continue;
+            }
+            let (tx, rx) = rtrb::RingBuffer::new(capacity);
+            links[from].tx[to] = Some(tx);
+            links[to].rx.push((from, rx));
+        }
+    }
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::test_media_id;
+    use crate::ParticipantId;
+
+    fn relayed(seq: u64, payload: &Arc<[u8]>) -> Relayed {
+        Relayed {
+            key: ProducerKey {
+                owner: ParticipantId(1),
+                media: test_media_id("0"),
+            },
+            packet: Packet {
+                layer: 0,
+                simulcast: false,
+                pt: 96,
+                codec: None,
+                seq,
+                timestamp: 0,
+                marker: false,
+                audio_level: None,
+                voice_activity: None,
+                arrival: Instant::now(),
+                vp8: None,
+                payload: payload.clone(),
+            },
+        }
+    }
+
+    #[test]
+    fn packets_cross_in_order_share_the_payload_and_drop_when_full() {
+        let mut links = mesh(3, 4);
+        let payload: Arc<[u8]> = Arc::from(&[1u8, 2, 3][..]);
+        let (a, rest) = links.split_at_mut(1);
+        let a = &mut a[0];
+        for seq in 0..4 {
+            assert!(a.push(1, relayed(seq, &payload)));
+        }
+        assert!(!a.push(1, relayed(4, &payload)), "full ring drops");
+        assert!(!a.push(0, relayed(5, &payload)), "no ring to ourselves");
+        assert!(!a.push(7, relayed(6, &payload)), "no such worker");
+        assert_eq!(a.take_wakes(), 0b010);
+        assert_eq!(a.take_wakes(), 0, "cleared");
+        assert_eq!(Arc::strong_count(&payload), 5, "shared, never copied");
+
+        let b = &mut rest[0];
+        assert!(b.pending());
+        assert!(!rest[1].pending(), "worker 2 got nothing");
+        let b = &mut rest[0];
+        let from_a = (0..b.inbound()).find(|i| b.rx[*i].0 == 0).unwrap();
+        let seqs: Vec<u64> = std::iter::from_fn(|| b.pop(from_a))
+            .map(|r| r.packet.seq)
+            .collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        assert!(!b.pending());
+        assert_eq!(Arc::strong_count(&payload), 1);
+    }
+
+    #[test]
+    fn a_single_worker_relays_nowhere() {
+        let mut l = RelayLinks::single();
+        let payload: Arc<[u8]> = Arc::from(&[0u8][..]);
+        assert!(!l.push(0, relayed(0, &payload)));
+        assert!(!l.pending());
+        assert_eq!(l.workers(), 1);
+    }
+}
