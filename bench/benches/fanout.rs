@@ -12,6 +12,13 @@
 //! chunks of [`CHUNK`] ahead of time, and after each chunk the room is settled (STUN, RTCP and
 //! the clients' timers), so sessions stay alive however long criterion runs.
 //!
+//! `fanout_two_workers/N` is the same room spread over two workers (the publisher and half
+//! the subscribers on one, the other half on the other, see `InMemoryRoom::spanning`), both
+//! run one after the other on this one thread: the figure is datagrams out per second of CPU
+//! for the whole server, so the gap to `fanout/N` is what the hop between workers costs
+//! (a push and a pop on the relay ring, the proxy producer's own pass). On a real server the
+//! two workers run on two cores at once.
+//!
 //! Run: `cargo bench -p bench --bench fanout`
 
 use std::hint::black_box;
@@ -33,15 +40,20 @@ fn measured(n: usize) -> bool {
 const CHUNK: u64 = 64;
 
 fn fanout(c: &mut Criterion) {
-    let mut group = c.benchmark_group("fanout");
-    for n in SUBSCRIBERS.into_iter().filter(|n| measured(*n)) {
+    run(c, "fanout", 1, &SUBSCRIBERS);
+    run(c, "fanout_two_workers", 2, &[10, 100]);
+}
+
+fn run(c: &mut Criterion, name: &str, workers: usize, sizes: &[usize]) {
+    let mut group = c.benchmark_group(name);
+    for n in sizes.iter().copied().filter(|n| measured(*n)) {
         let setup = Instant::now();
-        let mut room = InMemoryRoom::new(n).expect("the room connects");
+        let mut room = InMemoryRoom::spanning(n, &[], workers).expect("the room connects");
         // Let the keyframe requests and first RTCP go by, then check the path once.
         room.advance(Duration::from_millis(50)).expect("settle");
         let first = room.publisher_packet().expect("publisher packet");
         eprintln!(
-            "fanout/{n}: room set up in {:.1} s",
+            "{name}/{n}: room set up in {:.1} s",
             setup.elapsed().as_secs_f64()
         );
         let out = room.forward_collect(&first);
@@ -49,7 +61,7 @@ fn fanout(c: &mut Criterion) {
         assert_eq!(rtp, n, "one publisher packet must give {n} RTP datagrams");
         room.settle().expect("settle");
 
-        let stats_before = (room.stats().rtp_in.get(), room.stats().rtp_forwarded.get());
+        let stats_before = (room.stats().rtp_in.get(), room.total(|s| &s.rtp_forwarded));
         let mut packets_in = 0u64;
         let mut datagrams_out = 0u64;
         let mut batch: Vec<PublisherPacket> = Vec::with_capacity(CHUNK as usize);
@@ -66,14 +78,11 @@ fn fanout(c: &mut Criterion) {
                     for _ in 0..k {
                         batch.push(room.publisher_packet().expect("publisher packet"));
                     }
-                    let publisher = room.publisher_addr();
                     out.clear();
                     let start = Instant::now();
                     for p in &batch {
-                        let core = room.core_mut();
-                        core.handle_datagram(p.at, publisher, black_box(&p.datagram));
-                        core.handle_timeouts(p.at);
-                        out.extend(core.outbox_drain());
+                        room.server_work(black_box(p));
+                        room.output_into(&mut out);
                     }
                     elapsed += start.elapsed();
                     datagrams_out += black_box(out.len()) as u64;
@@ -88,19 +97,18 @@ fn fanout(c: &mut Criterion) {
             })
         });
 
-        let stats = room.stats();
-        let rtp_in = stats.rtp_in.get() - stats_before.0;
-        let forwarded = stats.rtp_forwarded.get() - stats_before.1;
+        let rtp_in = room.stats().rtp_in.get() - stats_before.0;
+        let forwarded = room.total(|s| &s.rtp_forwarded) - stats_before.1;
         eprintln!(
-            "fanout/{n}: {packets_in} publisher packets ({} ms apart, simulated) -> \
+            "{name}/{n}: {packets_in} publisher packets ({} ms apart, simulated) -> \
              {datagrams_out} datagrams out ({:.3} per packet; RTP forwarded {forwarded} for \
              {rtp_in} in = {:.3} per packet; dropped: not ready {}, codec {}, rejected {})",
             PACKET_INTERVAL.as_millis(),
             datagrams_out as f64 / packets_in.max(1) as f64,
             forwarded as f64 / rtp_in.max(1) as f64,
-            stats.dropped_not_ready.get(),
-            stats.dropped_codec.get(),
-            stats.dropped_rejected.get(),
+            room.total(|s| &s.dropped_not_ready),
+            room.total(|s| &s.dropped_codec),
+            room.total(|s| &s.dropped_rejected),
         );
     }
     group.finish();

@@ -18,6 +18,11 @@
 //! harness does it in [`InMemoryRoom::publisher_packet`], [`InMemoryRoom::deliver`] and
 //! [`InMemoryRoom::settle`], which a benchmark keeps outside its timed region.
 //!
+//! [`InMemoryRoom::spanning`] spreads the room over several workers (one [`WorkerCore`] per
+//! worker, joined by the same rings the server uses, see [`sfu_core::relay`]): client `i`
+//! (the publisher is client 0) sits on worker `i % workers`, the harness carries the workers'
+//! control messages between them and drains the rings after each publisher packet.
+//!
 //! [`InMemoryRoom::with_simulcast`] makes the publisher send simulcast (one VP8 m-line, one
 //! send layer per RID, each with its own SSRC, sequence numbers, timestamps and VP8 picture
 //! ids: see [`PublisherLayer`]); [`InMemoryRoom::simulcast_frame`] sends one frame of every
@@ -41,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sfu_core::layers::SwitchReason;
+use sfu_core::relay::{mesh, Inter, RELAY_CAPACITY};
 use sfu_core::session::{init_crypto, new_certificate};
 use sfu_core::stats::WorkerStats;
 use sfu_core::worker::WorkerCore;
@@ -71,6 +77,11 @@ pub const ROOM: &str = "bench";
 
 /// The worker's media address (it only appears in SDP candidates and datagram headers).
 pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 3478);
+
+/// The address of worker `w` (worker 0 is [`SERVER_ADDR`]).
+pub fn worker_addr(w: usize) -> SocketAddr {
+    SocketAddr::new(SERVER_ADDR.ip(), SERVER_ADDR.port() + w as u16)
+}
 
 /// The longest [`InMemoryRoom::new`] waits (simulated) for ICE, DTLS and negotiation.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -225,6 +236,9 @@ pub struct PublisherPacket {
 /// One participant: a str0m client with its own address and the server's events for it.
 pub struct Client {
     pub id: ParticipantId,
+    /// The worker this client is placed on, and that worker's address.
+    pub worker: usize,
+    server: SocketAddr,
     /// The client's fake address (its host candidate, the source of its datagrams).
     pub addr: SocketAddr,
     pub rtc: Rtc,
@@ -255,6 +269,7 @@ pub struct Client {
 impl Client {
     fn new(
         index: usize,
+        worker: usize,
         now: Instant,
         events: UnboundedReceiver<PeerEvent>,
     ) -> Result<Self, Error> {
@@ -271,6 +286,8 @@ impl Client {
         rtc.add_local_candidate(Candidate::host(addr, "udp")?);
         Ok(Client {
             id,
+            worker,
+            server: worker_addr(worker),
             addr,
             rtc,
             events,
@@ -351,7 +368,7 @@ impl Client {
             now,
             Receive {
                 proto: Protocol::Udp,
-                source: SERVER_ADDR,
+                source: self.server,
                 destination: self.addr,
                 contents: data.try_into()?,
             },
@@ -363,8 +380,9 @@ impl Client {
 /// One publisher (a VP8 video track) and `N` subscribers of it on one [`WorkerCore`], all in
 /// memory. See the [crate docs](crate).
 pub struct InMemoryRoom {
-    core: WorkerCore,
-    stats: Arc<WorkerStats>,
+    /// One core per worker; the publisher is on worker 0.
+    cores: Vec<WorkerCore>,
+    stats: Vec<Arc<WorkerStats>>,
     now: Instant,
     /// `clients[0]` is the publisher, the rest are subscribers.
     clients: Vec<Client>,
@@ -388,7 +406,17 @@ impl InMemoryRoom {
     /// answers the server offer that adds the publisher's video. Returns once every client and
     /// the server report `Connected` and every subscriber answered its server offer.
     pub fn new(subscribers: usize) -> Result<Self, Error> {
-        Self::build(subscribers, &[])
+        Self::build(subscribers, &[], 1)
+    }
+
+    /// Like [`InMemoryRoom::new`] (or [`InMemoryRoom::with_simulcast`] when `rids` is not
+    /// empty), with the room spread over `workers` workers: client `i` sits on worker
+    /// `i % workers`, so the publisher is on worker 0 and subscriber `j` on `(j + 1) % workers`.
+    pub fn spanning(subscribers: usize, rids: &[&str], workers: usize) -> Result<Self, Error> {
+        if workers == 0 || workers > 16 || rids.len() > 3 {
+            return Err("1 to 16 workers, 0 to 3 RIDs".into());
+        }
+        Self::build(subscribers, rids, workers)
     }
 
     /// Like [`InMemoryRoom::new`], but the publisher's sendonly VP8 m-line offers simulcast
@@ -400,16 +428,22 @@ impl InMemoryRoom {
         if rids.is_empty() || rids.len() > 3 {
             return Err("simulcast needs 1 to 3 RIDs".into());
         }
-        Self::build(subscribers, rids)
+        Self::build(subscribers, rids, 1)
     }
 
-    fn build(subscribers: usize, rids: &[&str]) -> Result<Self, Error> {
+    fn build(subscribers: usize, rids: &[&str], workers: usize) -> Result<Self, Error> {
         init_crypto();
         let now = Instant::now();
-        let stats = Arc::new(WorkerStats::default());
-        let core = WorkerCore::new(SERVER_ADDR, new_certificate()?, stats.clone());
+        let cert = new_certificate()?;
+        let mut cores = Vec::with_capacity(workers);
+        let mut stats = Vec::with_capacity(workers);
+        for (w, links) in mesh(workers, RELAY_CAPACITY).into_iter().enumerate() {
+            let s = Arc::new(WorkerStats::default());
+            cores.push(WorkerCore::new(worker_addr(w), cert.clone(), s.clone()).with_links(links));
+            stats.push(s);
+        }
         let mut room = InMemoryRoom {
-            core,
+            cores,
             stats,
             now,
             clients: Vec::with_capacity(subscribers + 1),
@@ -469,12 +503,13 @@ impl InMemoryRoom {
         simulcast: Option<Simulcast>,
     ) -> Result<Mid, Error> {
         let index = self.clients.len();
+        let worker = index % self.cores.len();
         let (tx, rx) = unbounded_channel();
-        let mut client = Client::new(index, self.now, rx)?;
+        let mut client = Client::new(index, worker, self.now, rx)?;
         let mut api = client.rtc.sdp_api();
         let mid = api.add_media(kind, dir, None, None, simulcast);
         let (offer, pending) = api.apply().ok_or("no offer to make")?;
-        let joined = self.core.join(
+        let joined = self.cores[worker].join(
             self.now,
             ROOM,
             client.id,
@@ -488,6 +523,7 @@ impl InMemoryRoom {
             .accept_answer(pending, SdpAnswer::from_sdp_string(&joined.answer)?)?;
         self.by_addr.insert(client.addr, index);
         self.clients.push(client);
+        self.pump_inter()?;
         Ok(mid)
     }
 
@@ -543,14 +579,75 @@ impl InMemoryRoom {
         &self.layers
     }
 
-    /// The worker's counters.
+    /// Worker 0's counters (the publisher's worker; the only one unless [`Self::spanning`]).
     pub fn stats(&self) -> &WorkerStats {
-        &self.stats
+        &self.stats[0]
     }
 
-    /// The core under test.
+    /// Worker `w`'s counters.
+    pub fn stats_of(&self, w: usize) -> &WorkerStats {
+        &self.stats[w]
+    }
+
+    /// One counter summed over every worker, e.g. `room.total(|s| &s.rtp_forwarded)`.
+    pub fn total(&self, counter: impl Fn(&WorkerStats) -> &sfu_core::stats::Counter) -> u64 {
+        self.stats.iter().map(|s| counter(s).get()).sum()
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// The publisher's core (worker 0): the one under test in a single-worker room.
     pub fn core_mut(&mut self) -> &mut WorkerCore {
-        &mut self.core
+        &mut self.cores[0]
+    }
+
+    /// Worker `w`'s core.
+    pub fn core_of(&mut self, w: usize) -> &mut WorkerCore {
+        &mut self.cores[w]
+    }
+
+    /// The core subscriber `i` is placed on.
+    pub fn subscriber_core(&mut self, i: usize) -> &mut WorkerCore {
+        let w = self.clients[1 + i].worker;
+        &mut self.cores[w]
+    }
+
+    /// Carries the workers' control messages to their destinations until none is left.
+    fn pump_inter(&mut self) -> Result<(), Error> {
+        let now = self.now;
+        for _ in 0..100 {
+            let mut moved = false;
+            for w in 0..self.cores.len() {
+                let msgs: Vec<(usize, Inter)> = self.cores[w].inter_drain().collect();
+                for (to, msg) in msgs {
+                    moved = true;
+                    self.cores
+                        .get_mut(to)
+                        .ok_or("a control message to an unknown worker")?
+                        .handle_inter(now, w, msg);
+                }
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+        Err("workers kept messaging each other".into())
+    }
+
+    /// The other workers take what worker 0 relayed to them and run their timers, as their
+    /// threads would after a wake-up. Control messages are carried outside this (they are
+    /// rare: keyframe requests, tracks coming and going), in [`InMemoryRoom::settle`].
+    #[inline]
+    fn run_relays(&mut self, now: Instant) {
+        for core in self.cores[1..].iter_mut() {
+            if core.relay_pending() {
+                core.handle_relays(now);
+                core.handle_timeouts(now);
+            }
+        }
     }
 
     /// The RTP payload of the next publisher packet: a VP8 payload descriptor (RFC 7741, with a
@@ -758,19 +855,45 @@ impl InMemoryRoom {
     /// number of datagrams the core produced (N for N subscribers, plus the odd RTCP).
     #[inline]
     pub fn forward(&mut self, packet: &PublisherPacket) -> usize {
+        self.server_work(packet);
+        self.cores
+            .iter_mut()
+            .map(|c| c.outbox_drain().count())
+            .sum()
+    }
+
+    /// The server's whole work for one publisher packet, and nothing else: the publisher's
+    /// worker receives, decrypts and fans it out (relaying it to the other workers) and runs
+    /// its timers; every other worker that got it runs its fan-out and timers. The datagrams
+    /// stay in the workers' outboxes ([`InMemoryRoom::take_output`]).
+    #[inline]
+    pub fn server_work(&mut self, packet: &PublisherPacket) {
         let from = self.clients[0].addr;
-        self.core.handle_datagram(packet.at, from, &packet.datagram);
-        self.core.handle_timeouts(packet.at);
-        self.core.outbox_drain().count()
+        self.cores[0].handle_datagram(packet.at, from, &packet.datagram);
+        self.cores[0].handle_timeouts(packet.at);
+        self.run_relays(packet.at);
+    }
+
+    /// Every datagram waiting in the workers' outboxes, as (destination, bytes).
+    pub fn take_output(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.output_into(&mut out);
+        out
+    }
+
+    /// Moves every datagram waiting in the workers' outboxes to the end of `out`.
+    #[inline]
+    pub fn output_into(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        for c in &mut self.cores {
+            out.extend(c.outbox_drain());
+        }
     }
 
     /// Like [`InMemoryRoom::forward`], but returns the core's datagrams as
     /// (destination, bytes) instead of dropping them.
     pub fn forward_collect(&mut self, packet: &PublisherPacket) -> Vec<(SocketAddr, Vec<u8>)> {
-        let from = self.clients[0].addr;
-        self.core.handle_datagram(packet.at, from, &packet.datagram);
-        self.core.handle_timeouts(packet.at);
-        self.core.outbox_drain().collect()
+        self.server_work(packet);
+        self.take_output()
     }
 
     /// Hands datagrams from the core to the clients they are addressed to (at the current
@@ -803,7 +926,12 @@ impl InMemoryRoom {
     pub fn run_for(&mut self, dt: Duration) -> Result<(), Error> {
         let end = self.now + dt;
         while self.now < end {
-            let step = match self.core.next_deadline() {
+            let next = self
+                .cores
+                .iter_mut()
+                .filter_map(|c| c.next_deadline())
+                .min();
+            let step = match next {
                 Some(d) if d < end => d.max(self.now + MIN_STEP).min(end),
                 _ => end,
             };
@@ -822,7 +950,9 @@ impl InMemoryRoom {
         for c in &mut self.clients {
             c.rtc.handle_input(Input::Timeout(now))?;
         }
-        self.core.handle_timeouts(now);
+        for core in &mut self.cores {
+            core.handle_timeouts(now);
+        }
         for _ in 0..1000 {
             let mut moved = 0;
             for i in 0..self.clients.len() {
@@ -830,11 +960,24 @@ impl InMemoryRoom {
                 self.server_events(i)?;
             }
             while let Some((from, data)) = self.to_core.pop_front() {
-                self.core.handle_datagram(now, from, &data);
+                let w = self
+                    .by_addr
+                    .get(&from)
+                    .map_or(0, |i| self.clients[*i].worker);
+                self.cores[w].handle_datagram(now, from, &data);
                 moved += 1;
             }
-            self.core.handle_timeouts(now);
-            let out: Vec<_> = self.core.outbox_drain().collect();
+            self.pump_inter()?;
+            let mut out = Vec::new();
+            for core in &mut self.cores {
+                if core.relay_pending() {
+                    core.handle_relays(now);
+                    moved += 1;
+                }
+                core.handle_timeouts(now);
+                out.extend(core.outbox_drain());
+            }
+            self.pump_inter()?;
             moved += out.len();
             for (to, data) in out {
                 let Some(&i) = self.by_addr.get(&to) else {
@@ -861,9 +1004,10 @@ impl InMemoryRoom {
                         .rtc
                         .sdp_api()
                         .accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
-                    let id = c.id;
+                    let (id, w) = (c.id, c.worker);
                     c.offers_answered += 1;
-                    self.core.answer(now, id, &answer.to_sdp_string())?;
+                    self.cores[w].answer(now, id, &answer.to_sdp_string())?;
+                    self.pump_inter()?;
                 }
                 PeerEvent::Connected => c.server_connected = true,
                 PeerEvent::LayerSwitched {

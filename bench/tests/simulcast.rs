@@ -61,8 +61,8 @@ fn frames_until_switches(room: &mut InMemoryRoom, count: usize, max: usize) -> u
 
 /// A room with one simulcast publisher and one subscriber that has settled on f (no size
 /// info, no cap): returns the subscriber's id and its mid of the publisher's video.
-fn room_on_f() -> (InMemoryRoom, sfu_core::ParticipantId, String) {
-    let mut room = InMemoryRoom::with_simulcast(1, &RIDS).expect("room connects");
+fn room_on_f(workers: usize) -> (InMemoryRoom, sfu_core::ParticipantId, String) {
+    let mut room = InMemoryRoom::spanning(1, &RIDS, workers).expect("room connects");
     let sub = room.subscriber(0).id;
     let mid = room
         .subscriber(0)
@@ -81,8 +81,22 @@ fn room_on_f() -> (InMemoryRoom, sfu_core::ParticipantId, String) {
     let mark = s.received.len();
     frames(&mut room, 15);
     assert_only(&room.subscriber(0).received[mark..], F, "settled on f");
-    assert_eq!(room.stats().sessions_failed.get(), 0);
+    assert_eq!(room.total(|s| &s.sessions_failed), 0);
+    assert_relayed_if_spanning(&room);
     (room, sub, mid)
+}
+
+/// On two workers, the subscriber sits on worker 1 and what it got crossed the relay.
+fn assert_relayed_if_spanning(room: &InMemoryRoom) {
+    if room.workers() > 1 {
+        assert_eq!(room.subscriber(0).worker, 1);
+        assert!(room.stats_of(1).relayed_in.get() > 0, "nothing crossed");
+        assert_eq!(
+            room.stats_of(0).relayed_out.get(),
+            room.stats_of(1).relayed_in.get()
+        );
+        assert_eq!(room.stats_of(0).dropped_relay_full.get(), 0);
+    }
 }
 
 /// Every packet in `rx` comes from `layer` (tag written by the harness publisher; keyframes
@@ -156,11 +170,11 @@ fn one_new_switch(room: &InMemoryRoom, from: usize) -> LayerSwitch {
 
 /// A publisher whose RIDs are not layers we know: every packet is counted in
 /// `dropped_unknown_layer` and none is forwarded; nothing fails.
-#[test]
-fn unknown_rids_are_counted_and_not_forwarded() {
-    let mut room = InMemoryRoom::with_simulcast(1, &["a", "b", "c"]).expect("room connects");
+fn unknown_rids_are_counted_and_not_forwarded(workers: usize) {
+    let mut room = InMemoryRoom::spanning(1, &["a", "b", "c"], workers).expect("room connects");
     let stats = room.stats();
-    let (in_before, fwd_before) = (stats.rtp_in.get(), stats.rtp_forwarded.get());
+    let in_before = stats.rtp_in.get();
+    let fwd_before = room.total(|s| &s.rtp_forwarded);
     frames(&mut room, 30);
     let sent: u64 = 30 * PACKETS.iter().sum::<usize>() as u64;
     let stats = room.stats();
@@ -170,21 +184,27 @@ fn unknown_rids_are_counted_and_not_forwarded() {
         "the core decrypted them"
     );
     assert_eq!(stats.dropped_unknown_layer.get(), sent);
-    assert_eq!(stats.rtp_forwarded.get(), fwd_before, "nothing forwarded");
+    assert_eq!(
+        room.total(|s| &s.rtp_forwarded),
+        fwd_before,
+        "nothing forwarded"
+    );
     assert!(
         room.subscriber(0).received.is_empty(),
         "the subscriber got media"
     );
     assert!(room.subscriber(0).layer_switches.is_empty());
-    assert_eq!(stats.sessions_failed.get(), 0);
-    assert_eq!(room.core_mut().peer_count(), 2, "both sessions alive");
+    assert_eq!(room.total(|s| &s.sessions_failed), 0);
+    let peers: usize = (0..room.workers())
+        .map(|w| room.core_of(w).peer_count())
+        .sum();
+    assert_eq!(peers, 2, "both sessions alive");
 }
 
 /// With no size info, no cap and a good estimate, a subscriber should get f from its very
 /// first packet: the publisher sends q, h and f of every frame within the same millisecond.
-#[test]
-fn without_size_info_the_first_layer_is_f() {
-    let mut room = InMemoryRoom::with_simulcast(1, &RIDS).expect("room connects");
+fn without_size_info_the_first_layer_is_f(workers: usize) {
+    let mut room = InMemoryRoom::spanning(1, &RIDS, workers).expect("room connects");
     frames(&mut room, WARM_UP);
     let s = room.subscriber(0);
     assert_eq!(
@@ -195,38 +215,38 @@ fn without_size_info_the_first_layer_is_f() {
     );
     assert_eq!(s.layer_switches.len(), 1, "{:?}", s.layer_switches);
     assert_only(&s.received, F, "from the first packet");
+    assert_relayed_if_spanning(&room);
 }
 
 /// Even when the first layer is picked before all layers arrived, the stream the subscriber
 /// sees from its first packet is one continuous stream ending on f.
-#[test]
-fn the_first_layers_form_one_continuous_stream() {
-    let (room, _, _) = room_on_f();
+fn the_first_layers_form_one_continuous_stream(workers: usize) {
+    let (room, _, _) = room_on_f(workers);
     let s = room.subscriber(0);
     assert_continuous(&s.received);
     assert_eq!(s.layer_switches[0].reason, SwitchReason::Initial);
     assert_eq!(
-        room.stats().layer_switches[SwitchReason::Initial.index()].get(),
+        room.total(|s| &s.layer_switches[SwitchReason::Initial.index()]),
         1
     );
 }
 
 /// `set_video_size(300)`: the subscriber moves from f to q, only at a q keyframe that the
 /// server asked the publisher for, seamlessly; the switch is reported as `rendered_size`.
-#[test]
-fn rendered_size_switches_to_q_at_a_keyframe_seamlessly() {
-    let (mut room, sub, mid) = room_on_f();
-    let stats = room.stats();
-    let requests_before = stats.keyframe_requests.get();
+fn rendered_size_switches_to_q_at_a_keyframe_seamlessly(workers: usize) {
+    let (mut room, sub, mid) = room_on_f(workers);
+    let requests_before = room.total(|s| &s.keyframe_requests);
     let q_keyframes_before = room.publisher_layers()[Q as usize].keyframes;
     let switches_before = room.subscriber(0).layer_switches.len();
     let mark = room.subscriber(0).received.len();
 
-    room.core_mut().set_video_size(sub, &mid, 300).unwrap();
+    room.subscriber_core(0)
+        .set_video_size(sub, &mid, 300)
+        .unwrap();
     // While the publisher sends no keyframe, the subscriber stays on f.
     frames_without_keyframes(&mut room, 10);
     assert!(
-        room.stats().keyframe_requests.get() > requests_before,
+        room.total(|s| &s.keyframe_requests) > requests_before,
         "the server asked the publisher for a keyframe"
     );
     assert!(
@@ -255,7 +275,7 @@ fn rendered_size_switches_to_q_at_a_keyframe_seamlessly() {
         (mid.as_str(), "q", SwitchReason::RenderedSize, Some(320))
     );
     assert_eq!(
-        room.stats().layer_switches[SwitchReason::RenderedSize.index()].get(),
+        room.total(|s| &s.layer_switches[SwitchReason::RenderedSize.index()]),
         1
     );
 
@@ -274,19 +294,20 @@ fn rendered_size_switches_to_q_at_a_keyframe_seamlessly() {
     assert_only(&after[first_q..], Q, "after the switch");
     assert!(after.len() - first_q >= 30, "q keeps flowing");
     assert_continuous(rx);
-    assert_eq!(room.stats().sessions_failed.get(), 0);
+    assert_eq!(room.total(|s| &s.sessions_failed), 0);
 }
 
 /// A 100 kbit/s cap with f measured well above it: the subscriber drops to q (the budget fits
 /// no layer, so the lowest), reason `bandwidth`, seamlessly.
-#[test]
-fn a_bitrate_cap_switches_down_for_bandwidth() {
-    let (mut room, sub, _) = room_on_f();
+fn a_bitrate_cap_switches_down_for_bandwidth(workers: usize) {
+    let (mut room, sub, _) = room_on_f(workers);
     let switches_before = room.subscriber(0).layer_switches.len();
-    let bandwidth_before = room.stats().layer_switches[SwitchReason::Bandwidth.index()].get();
+    let bandwidth_before = room.total(|s| &s.layer_switches[SwitchReason::Bandwidth.index()]);
     let mark = room.subscriber(0).received.len();
 
-    room.core_mut().set_max_bitrate(sub, Some(100_000)).unwrap();
+    room.subscriber_core(0)
+        .set_max_bitrate(sub, Some(100_000))
+        .unwrap();
     frames_until_switches(&mut room, switches_before + 1, 30);
     frames(&mut room, 30);
 
@@ -296,7 +317,7 @@ fn a_bitrate_cap_switches_down_for_bandwidth() {
         ("q", SwitchReason::Bandwidth, Some(320))
     );
     assert_eq!(
-        room.stats().layer_switches[SwitchReason::Bandwidth.index()].get(),
+        room.total(|s| &s.layer_switches[SwitchReason::Bandwidth.index()]),
         bandwidth_before + 1
     );
     let rx = &room.subscriber(0).received;
@@ -310,13 +331,14 @@ fn a_bitrate_cap_switches_down_for_bandwidth() {
 }
 
 /// Pinning h moves the subscriber to h (reason `manual`); unpinning brings f back (`manual`).
-#[test]
-fn pinning_a_layer_switches_manually() {
-    let (mut room, sub, mid) = room_on_f();
+fn pinning_a_layer_switches_manually(workers: usize) {
+    let (mut room, sub, mid) = room_on_f(workers);
     let switches_before = room.subscriber(0).layer_switches.len();
     let mark = room.subscriber(0).received.len();
 
-    room.core_mut().pin_layer(sub, &mid, Some("h")).unwrap();
+    room.subscriber_core(0)
+        .pin_layer(sub, &mid, Some("h"))
+        .unwrap();
     frames_until_switches(&mut room, switches_before + 1, 30);
     frames(&mut room, 30);
     let sw = one_new_switch(&room, switches_before);
@@ -332,13 +354,13 @@ fn pinning_a_layer_switches_manually() {
             .expect("h arrived");
     assert_only(&rx[first_h..], H, "pinned to h");
 
-    room.core_mut().pin_layer(sub, &mid, None).unwrap();
+    room.subscriber_core(0).pin_layer(sub, &mid, None).unwrap();
     frames_until_switches(&mut room, switches_before + 2, 30);
     frames(&mut room, 10);
     let sw = one_new_switch(&room, switches_before + 1);
     assert_eq!((sw.layer, sw.reason), ("f", SwitchReason::Manual));
     assert_eq!(
-        room.stats().layer_switches[SwitchReason::Manual.index()].get(),
+        room.total(|s| &s.layer_switches[SwitchReason::Manual.index()]),
         2
     );
     assert_continuous(&room.subscriber(0).received);
@@ -346,18 +368,19 @@ fn pinning_a_layer_switches_manually() {
 
 /// A budget below even the lowest layer's rate: the subscriber stays on q and the server also
 /// leaves out q's upper temporal layer (TID 1 frames), renumbering so the stream has no holes.
-#[test]
-fn a_budget_below_the_lowest_layer_drops_temporal_layers_without_holes() {
-    let (mut room, sub, _) = room_on_f();
+fn a_budget_below_the_lowest_layer_drops_temporal_layers_without_holes(workers: usize) {
+    let (mut room, sub, _) = room_on_f(workers);
     let switches_before = room.subscriber(0).layer_switches.len();
     // 64 kbit/s are set aside for audio: 80 kbit/s leaves 16 for a ~60 kbit/s q layer.
-    room.core_mut().set_max_bitrate(sub, Some(80_000)).unwrap();
+    room.subscriber_core(0)
+        .set_max_bitrate(sub, Some(80_000))
+        .unwrap();
     frames_until_switches(&mut room, switches_before + 1, 30);
     let mark = room.subscriber(0).received.len();
     frames(&mut room, 40);
 
     assert!(
-        room.stats().temporal_drops.get() > 0,
+        room.total(|s| &s.temporal_drops) > 0,
         "TID 1 frames were left out"
     );
     let rx = &room.subscriber(0).received;
@@ -374,3 +397,28 @@ fn a_budget_below_the_lowest_layer_drops_temporal_layers_without_holes() {
     assert_only(&rx[first_t0..], Q, "after the cap");
     assert_continuous(rx);
 }
+
+/// Every scenario runs twice: with the room on one worker, and spread over two workers with
+/// the subscriber on the other worker than the publisher, so its packets cross the relay
+/// rings, its layer choice runs on a proxy producer and its keyframe requests travel back to
+/// the publisher's worker.
+macro_rules! on_one_and_on_two_workers {
+    ($($name:ident),* $(,)?) => {
+        mod one_worker {
+            $(#[test] fn $name() { super::$name(1) })*
+        }
+        mod two_workers {
+            $(#[test] fn $name() { super::$name(2) })*
+        }
+    };
+}
+
+on_one_and_on_two_workers!(
+    unknown_rids_are_counted_and_not_forwarded,
+    without_size_info_the_first_layer_is_f,
+    the_first_layers_form_one_continuous_stream,
+    rendered_size_switches_to_q_at_a_keyframe_seamlessly,
+    a_bitrate_cap_switches_down_for_bandwidth,
+    pinning_a_layer_switches_manually,
+    a_budget_below_the_lowest_layer_drops_temporal_layers_without_holes,
+);

@@ -25,7 +25,7 @@ use crate::vp8::Vp8Info;
 
 /// Packets one worker may have in flight toward one other worker. At 1,024 packets a busy
 /// receiver may fall about 4 ms behind a sender running at a core's full rate before packets
-/// drop; each slot is about 100 bytes, allocated once at start.
+/// drop; each slot is 160 bytes, allocated once at start.
 pub const RELAY_CAPACITY: usize = 1024;
 
 /// A packet after ingest: what every consumer needs, on any worker.
@@ -113,18 +113,18 @@ impl RelayLinks {
         self.tx.len()
     }
 
-    /// Queues one packet for worker `to`. Returns false (the packet is dropped) when the ring
-    /// toward it is full or `to` is not a peer.
+    /// Queues one packet for worker `to`. Gives it back when the ring toward `to` is full or
+    /// `to` is not a peer (the caller drops and counts it).
     #[inline]
-    pub fn push(&mut self, to: usize, relayed: Relayed) -> bool {
+    // Handed back by value on purpose: boxing it would allocate per packet.
+    #[allow(clippy::result_large_err)]
+    pub fn push(&mut self, to: usize, relayed: Relayed) -> Result<(), Relayed> {
         let Some(Some(tx)) = self.tx.get_mut(to) else {
-            return false;
+            return Err(relayed);
         };
-        if tx.push(relayed).is_err() {
-            return false;
-        }
+        tx.push(relayed).map_err(|rtrb::PushError::Full(r)| r)?;
         self.wakes |= 1 << to;
-        true
+        Ok(())
     }
 
     /// The workers that were sent packets since the last call (bit per worker), cleared.
@@ -139,12 +139,12 @@ impl RelayLinks {
 
     /// Takes the next waiting packet from ring `i` of [`RelayLinks::inbound`].
     #[inline]
-    pub(crate) fn pop(&mut self, i: usize) -> Option<Relayed> {
+    pub fn pop(&mut self, i: usize) -> Option<Relayed> {
         self.rx.get_mut(i)?.1.pop().ok()
     }
 
     /// Number of inbound rings.
-    pub(crate) fn inbound(&self) -> usize {
+    pub fn inbound(&self) -> usize {
         self.rx.len()
     }
 }
@@ -215,11 +215,14 @@ mod tests {
         let (a, rest) = links.split_at_mut(1);
         let a = &mut a[0];
         for seq in 0..4 {
-            assert!(a.push(1, relayed(seq, &payload)));
+            assert!(a.push(1, relayed(seq, &payload)).is_ok());
         }
-        assert!(!a.push(1, relayed(4, &payload)), "full ring drops");
-        assert!(!a.push(0, relayed(5, &payload)), "no ring to ourselves");
-        assert!(!a.push(7, relayed(6, &payload)), "no such worker");
+        assert!(a.push(1, relayed(4, &payload)).is_err(), "full ring");
+        assert!(
+            a.push(0, relayed(5, &payload)).is_err(),
+            "no ring to ourselves"
+        );
+        assert!(a.push(7, relayed(6, &payload)).is_err(), "no such worker");
         assert_eq!(a.take_wakes(), 0b010);
         assert_eq!(a.take_wakes(), 0, "cleared");
         assert_eq!(Arc::strong_count(&payload), 5, "shared, never copied");
@@ -241,7 +244,7 @@ mod tests {
     fn a_single_worker_relays_nowhere() {
         let mut l = RelayLinks::single();
         let payload: Arc<[u8]> = Arc::from(&[0u8][..]);
-        assert!(!l.push(0, relayed(0, &payload)));
+        assert!(l.push(0, relayed(0, &payload)).is_err());
         assert!(!l.pending());
         assert_eq!(l.workers(), 1);
     }

@@ -46,6 +46,12 @@ pub enum SessionError {
 pub struct MediaId(Mid);
 
 impl MediaId {
+    /// A mid from its SDP text (at most 16 characters are kept), for tools and benches that
+    /// route packets without a session.
+    pub fn from_sdp(mid: &str) -> Self {
+        MediaId(Mid::from(mid))
+    }
+
     /// The mid as it appears in SDP.
     pub fn as_str(&self) -> &str {
         &self.0

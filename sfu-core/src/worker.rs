@@ -895,7 +895,7 @@ impl WorkerCore {
                     key,
                     packet: pkt.clone(),
                 };
-                if links.push(w, relayed) {
+                if links.push(w, relayed).is_ok() {
                     stats.relayed_out.inc();
                 } else {
                     stats.dropped_relay_full.inc();
