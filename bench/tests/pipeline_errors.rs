@@ -1,7 +1,8 @@
 //! Bad datagrams from a connected peer's own address: impossible framing is counted before
-//! any session sees it; well-framed garbage reaches the session and is refused there (str0m
-//! drops SRTP that fails authentication without telling us, so that case is only shown not to
-//! disturb anything). Either way the room keeps forwarding.
+//! any session sees it; well-framed garbage reaches the session and is refused there: RTP on
+//! an SSRC no track explains is counted (`dropped_unknown_ssrc`); str0m drops SRTP that fails
+//! authentication without telling us, so that case is only shown not to disturb anything.
+//! Either way the room keeps forwarding.
 
 use bench::InMemoryRoom;
 
@@ -36,15 +37,27 @@ fn garbage_from_a_connected_publisher_is_counted_and_forwarding_continues() {
     }
     assert_eq!(counted(&room) - before, impossible.len() as u64);
 
-    // Well-framed RTP that fails SRTP authentication: dropped inside the session.
-    let forged = [
+    // Well-framed RTP on an SSRC no track explains (no a=ssrc, no MID/RID extension): str0m
+    // cannot place it; the session says so and it is counted as such.
+    let unknown_ssrc = [
         vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef],
         vec![0x55; 200],
     ]
     .concat();
     for _ in 0..10 {
+        room.core_mut()
+            .handle_datagram(now, publisher, &unknown_ssrc);
+    }
+    assert_eq!(room.stats().dropped_unknown_ssrc.get(), 10);
+    // The publisher's own SSRC with a forged SRTP tag: refused inside str0m without a word
+    // (SRTP authentication), not mistaken for an unknown SSRC.
+    let mut forged = packet.datagram.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0xff;
+    for _ in 0..10 {
         room.core_mut().handle_datagram(now, publisher, &forged);
     }
+    assert_eq!(room.stats().dropped_unknown_ssrc.get(), 10);
     let _ = room.core_mut().outbox_drain().count();
 
     // The room still forwards: the next real packet reaches every subscriber.

@@ -164,6 +164,25 @@ impl Claims {
             admin: false,
         }
     }
+
+    /// Claims for a signed-in messenger user, valid for `ttl` from now: may chat and upload,
+    /// no call room (a room token is asked for separately). `identity` is the account's
+    /// subject (`UserId::subject`, `user:<id>`).
+    pub fn for_user(identity: &str, name: Option<&str>, ttl: Duration) -> Claims {
+        let now = unix_now();
+        Claims {
+            sub: identity.to_owned(),
+            name: name.map(str::to_owned),
+            exp: now + ttl.as_secs(),
+            iat: now,
+            room: None,
+            can_publish: true,
+            can_subscribe: true,
+            can_chat: true,
+            can_upload: true,
+            admin: false,
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -213,6 +232,16 @@ mod tests {
 
         assert_eq!(keys().verify("not.a.jwt"), Err(TokenError::Malformed));
         assert_eq!(keys().verify(""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn user_claims_grant_chat_and_upload_but_no_room() {
+        let c = Claims::for_user("user:7", Some("Ann"), Duration::from_secs(60));
+        assert_eq!(c.room, None);
+        assert!(c.can_chat && c.can_upload && !c.admin);
+        assert!(c.exp >= c.iat + 60);
+        let t = keys().mint(&c).unwrap();
+        assert_eq!(keys().verify(&t).unwrap(), c);
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct SessionStats {
     pub payload_bytes_received: u64,
     /// Its datagrams its session refused.
     pub dropped_rejected: u64,
+    /// Its RTP on SSRCs no negotiated track explains.
+    pub dropped_unknown_ssrc: u64,
     /// Packets for it dropped because it lacks the codec, or its track was not ready.
     pub dropped_codec: u64,
     pub dropped_not_ready: u64,

@@ -39,6 +39,9 @@ pub enum SessionError {
     Certificate,
     #[error("invalid local address: {0}")]
     Address(String),
+    /// SRTP on an SSRC that no negotiated track (nor its MID/RID extension) explains.
+    #[error("RTP on unknown SSRC {0:#010x}")]
+    UnknownSsrc(u32),
 }
 
 /// Identifies one m-line (transceiver) inside one session. Cheap to copy.
@@ -191,6 +194,8 @@ pub struct Session {
     local_mids: Vec<MediaId>,
     events: VecDeque<SessionEvent>,
     closed: bool,
+    /// DTLS is up (SRTP keys exist): from then on, RTP str0m cannot place is an unknown SSRC.
+    connected: bool,
     /// Latest cumulative RTCP feedback counts per stream, from str0m's once-a-second stats.
     feedback: Vec<StreamFeedback>,
     rtt: Option<Duration>,
@@ -272,6 +277,7 @@ impl Session {
             local_mids: Vec::new(),
             events: VecDeque::new(),
             closed: false,
+            connected: false,
             feedback: Vec::new(),
             rtt: None,
         })
@@ -401,7 +407,17 @@ impl Session {
                     contents,
                 },
             ))
-            .map_err(|e| SessionError::Refused(e.to_string()))
+            .map_err(|e| SessionError::Refused(e.to_string()))?;
+        // str0m drops RTP it cannot place without a word: find out (only for SSRCs not yet
+        // routed, so the steady path pays one scan of a short list) and say so.
+        if let Some(ssrc) = rtp_ssrc(data).filter(|_| self.connected) {
+            if !self.ssrc_routes.iter().any(|r| *r.ssrc == ssrc)
+                && self.rtc.direct_api().stream_rx(&ssrc.into()).is_none()
+            {
+                return Err(SessionError::UnknownSsrc(ssrc));
+            }
+        }
+        Ok(())
     }
 
     /// Advances timers to `now`.
@@ -459,7 +475,10 @@ impl Session {
 
     fn translate(&mut self, ev: Event) -> Option<SessionEvent> {
         match ev {
-            Event::Connected => Some(SessionEvent::Connected),
+            Event::Connected => {
+                self.connected = true;
+                Some(SessionEvent::Connected)
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.mark_closed();
                 Some(SessionEvent::Closed)
@@ -712,6 +731,15 @@ impl Session {
         let _ = self.rtc.close();
         self.closed = true;
     }
+}
+
+/// The SSRC of an RTP (not RTCP) datagram: version 2, a payload type outside RTCP's 192..=223
+/// (RFC 5761), at least a fixed header. The header is in clear in SRTP.
+fn rtp_ssrc(data: &[u8]) -> Option<u32> {
+    if data.len() < 12 || data[0] >> 6 != 2 || (192..=223).contains(&data[1]) {
+        return None;
+    }
+    Some(u32::from_be_bytes([data[8], data[9], data[10], data[11]]))
 }
 
 /// A mid for unit tests of modules that never see str0m.

@@ -56,6 +56,8 @@ pub struct WorkerStats {
     pub dropped_malformed: Counter,
     /// Datagrams a session refused while parsing (STUN/DTLS/RTP it could not read).
     pub dropped_rejected: Counter,
+    /// SRTP on an SSRC no negotiated track explains (str0m could not place it).
+    pub dropped_unknown_ssrc: Counter,
     /// RTP on a track that is not routed.
     pub dropped_no_route: Counter,
     /// RTP on a simulcast layer (RID) we do not know.
@@ -86,7 +88,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// (metric name, help, value, is_counter) for every field, for exposition.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 21] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64, bool); 22] {
         [
             (
                 "packets_in_total",
@@ -135,6 +137,12 @@ impl WorkerStats {
                 "dropped_rejected_total",
                 "Datagrams a session refused",
                 self.dropped_rejected.get(),
+                true,
+            ),
+            (
+                "dropped_unknown_ssrc_total",
+                "RTP packets on an SSRC no track explains",
+                self.dropped_unknown_ssrc.get(),
                 true,
             ),
             (

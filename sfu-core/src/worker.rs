@@ -25,7 +25,9 @@ use crate::layers::{
 };
 use crate::relay::{Inter, Packet, RelayLinks, Relayed, RELAY_CAPACITY};
 use crate::router::{Departure, Grants, Origin, ProducerKey, Router, KEYFRAME_THROTTLE};
-use crate::session::{Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionEvent, SessionOutput};
+use crate::session::{
+    Kind, MediaId, OutgoingTrack, RtpIn, Session, SessionError, SessionEvent, SessionOutput,
+};
 use crate::stats::WorkerStats;
 use crate::vp8;
 use crate::{ConsumerStats, ParticipantId, PeerEvent, SessionStats, SfuError, TrackInfo};
@@ -78,6 +80,7 @@ struct PeerCounters {
     rtp_received: u64,
     payload_bytes_received: u64,
     dropped_rejected: u64,
+    dropped_unknown_ssrc: u64,
     dropped_codec: u64,
     dropped_not_ready: u64,
     layer_switches: [u64; 5],
@@ -498,6 +501,11 @@ impl WorkerCore {
         peer.counters.bytes_in += data.len() as u64;
         match guarded(|| peer.session.handle_datagram(now, source, local, data)) {
             Some(Ok(())) => {}
+            Some(Err(SessionError::UnknownSsrc(ssrc))) => {
+                peer.counters.dropped_unknown_ssrc += 1;
+                self.stats.dropped_unknown_ssrc.inc();
+                tracing::trace!(%source, ssrc, "RTP on an unknown SSRC");
+            }
             Some(Err(e)) => {
                 peer.counters.dropped_rejected += 1;
                 self.stats.dropped_rejected.inc();
@@ -785,6 +793,7 @@ impl WorkerCore {
                     rtp_received: c.rtp_received,
                     payload_bytes_received: c.payload_bytes_received,
                     dropped_rejected: c.dropped_rejected,
+                    dropped_unknown_ssrc: c.dropped_unknown_ssrc,
                     dropped_codec: c.dropped_codec,
                     dropped_not_ready: c.dropped_not_ready,
                     feedback: p.session.feedback(),

@@ -84,6 +84,7 @@ pub fn sessions(out: &mut String, sessions: &[SessionStats]) {
         |s| {
             vec![
                 ("rejected", s.dropped_rejected),
+                ("unknown_ssrc", s.dropped_unknown_ssrc),
                 ("codec", s.dropped_codec),
                 ("not_ready", s.dropped_not_ready),
             ]
