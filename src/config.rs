@@ -54,6 +54,14 @@ pub struct ServeArgs {
     /// [default: 30s]
     #[arg(long, env = "GAX_MEDIA_TIMEOUT", value_parser = humantime::parse_duration)]
     pub media_timeout: Option<Duration>,
+    /// Database for accounts, chats and messages: a `postgres://` URL, or a SQLite file path
+    /// or `sqlite:` URL. [default: <data-dir>/gax.db]
+    #[arg(long, env = "GAX_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL: presence, the event bus and watch-party state shared by several nodes.
+    /// [default: none, everything in process]
+    #[arg(long, env = "GAX_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// Keys accepted in the TOML file.
@@ -71,6 +79,8 @@ struct FileConfig {
     bwe: Option<bool>,
     /// e.g. "30s"
     media_timeout: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -86,6 +96,9 @@ pub struct Config {
     pub dev: bool,
     pub media_timeout: Duration,
     pub bandwidth_estimation: bool,
+    /// `postgres://...`, or a SQLite path / `sqlite:` URL.
+    pub database_url: String,
+    pub redis_url: Option<String>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -136,14 +149,26 @@ impl Config {
             !media_timeout.is_zero(),
             "the media timeout must be positive"
         );
+        let data_dir = common
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("gax-data"));
+        let database_url = s
+            .as_ref()
+            .and_then(|s| s.database_url.clone())
+            .or(file.database_url)
+            .unwrap_or_else(|| data_dir.join("gax.db").to_string_lossy().into_owned());
+        let redis_url = s
+            .as_ref()
+            .and_then(|s| s.redis_url.clone())
+            .or(file.redis_url);
         Ok(Config {
+            database_url,
+            redis_url,
             bandwidth_estimation: !s.as_ref().is_some_and(|s| s.no_bwe) && file.bwe.unwrap_or(true),
             media_timeout,
-            data_dir: common
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("gax-data")),
+            data_dir,
             jwt_secret,
             listen: s
                 .as_ref()
@@ -166,6 +191,11 @@ impl Config {
         })
     }
 
+    /// The database URL with any password hidden, for logs and errors.
+    pub fn database_url_redacted(&self) -> String {
+        redact(&self.database_url)
+    }
+
     /// The token keys: the configured secret, or the one kept in the data directory.
     pub fn token_keys(&self) -> anyhow::Result<messaging::auth::TokenKeys> {
         match &self.jwt_secret {
@@ -175,9 +205,33 @@ impl Config {
     }
 }
 
+/// `scheme://user:secret@host/...` -> `scheme://user:***@host/...`; anything else unchanged.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://gax:hunter2@db:5432/gax"),
+            "postgres://gax:***@db:5432/gax"
+        );
+        assert_eq!(redact("postgres://gax@db/gax"), "postgres://gax@db/gax");
+        assert_eq!(redact("gax-data/gax.db"), "gax-data/gax.db");
+    }
 
     fn common(config: Option<PathBuf>) -> CommonArgs {
         CommonArgs {
@@ -197,6 +251,8 @@ mod tests {
             dev: false,
             no_bwe: false,
             media_timeout: None,
+            database_url: None,
+            redis_url: None,
         }
     }
 

@@ -115,7 +115,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         dev: config.dev,
         media_timeout: config.media_timeout,
     };
-    let app = signaling::App::new(sfu.clone(), tokens, options, shutdown_rx);
+    let store = messaging::Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", config.database_url_redacted()))?;
+    let app = signaling::App::new(sfu.clone(), tokens, store, options, shutdown_rx);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding HTTP {}", config.listen))?;
@@ -128,7 +131,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "GAX is serving on http://{addr}/"
     );
-    axum::serve(listener, signaling::router(app))
+    let service =
+        signaling::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");

@@ -74,15 +74,20 @@ fn per_worker(gax: &common::Gax, name: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The room was spread over both workers and media crossed between them: from worker 0 to
-/// worker 1, and back too when `both_ways` (publishers on both).
+/// The room was spread over both workers and media crossed between them: in both directions
+/// when `both_ways` (publishers on both), else in at least one (the pages join in whatever
+/// order their connections win, so the publisher may sit on either worker).
 fn assert_room_spanned_two_workers(gax: &common::Gax, both_ways: bool) {
     let relayed_in = per_worker(gax, "relayed_in_total");
     let relayed_out = per_worker(gax, "relayed_out_total");
     assert_eq!(relayed_in.len(), 2, "two workers: {relayed_in:?}");
     let crossed = |from: usize, to: usize| relayed_out[from] > 100 && relayed_in[to] > 100;
+    let ok = match both_ways {
+        true => crossed(0, 1) && crossed(1, 0),
+        false => crossed(0, 1) || crossed(1, 0),
+    };
     assert!(
-        crossed(0, 1) && (!both_ways || crossed(1, 0)),
+        ok,
         "media crossed between the workers: in {relayed_in:?}, out {relayed_out:?}"
     );
     let full = per_worker(gax, "dropped_relay_full_total");

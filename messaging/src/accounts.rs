@@ -21,7 +21,7 @@ use crate::store::{HashCost, Store, UserId};
 use crate::validate;
 
 /// A user as others see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: UserId,
     /// As registered (case kept); unique ignoring case.

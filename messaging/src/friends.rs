@@ -11,7 +11,7 @@ use crate::error::{is_unique_violation, StoreError};
 use crate::store::{Store, UserId, WriteTx};
 
 /// What [`Store::request_friend`] led to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FriendRequestOutcome {
     /// The request waits for the other user.

@@ -58,7 +58,7 @@ impl NewMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub chat: ChatId,
@@ -83,7 +83,7 @@ impl Message {
 }
 
 /// What [`Store::send_message`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Sent {
     pub message: Message,
     /// True when this was a retry of an already stored message (nothing new was stored; do

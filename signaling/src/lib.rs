@@ -6,7 +6,9 @@
 //! door ([`messaging::auth`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
 //! never passes through here.
 
+pub mod api;
 pub mod http;
+pub mod messenger;
 pub mod metrics;
 pub mod protocol;
 pub mod rooms;
@@ -62,6 +64,10 @@ impl SignalingStats {
 pub struct App {
     pub sfu: Arc<Sfu>,
     pub tokens: TokenKeys,
+    /// Accounts, chats and messages.
+    pub store: messaging::Store,
+    /// Login failures per username and per client.
+    pub limiter: messaging::LoginLimiter,
     pub rooms: rooms::Rooms,
     /// Development mode: `/api/dev/token` hands out tokens.
     pub dev: bool,
@@ -94,12 +100,15 @@ impl App {
     pub fn new(
         sfu: Arc<Sfu>,
         tokens: TokenKeys,
+        store: messaging::Store,
         options: Options,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<App> {
         Arc::new(App {
             sfu,
             tokens,
+            store,
+            limiter: messaging::LoginLimiter::default(),
             rooms: rooms::Rooms::default(),
             dev: options.dev,
             stats: SignalingStats::default(),
@@ -111,7 +120,17 @@ impl App {
 
 /// All routes.
 pub fn router(app: Arc<App>) -> Router {
+    let (api, openapi) = api::routes().split_for_parts();
+    let openapi = Arc::new(openapi);
     Router::new()
+        .merge(api)
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
         .route("/", get(http::web::index))
         .route("/app.js", get(http::web::app_js))
         .route("/app.css", get(http::web::app_css))

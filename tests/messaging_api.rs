@@ -1,0 +1,562 @@
+//! The messenger's REST API end to end, against a real `gax serve`: accounts and sessions,
+//! friends, chats and messages, the bad-input and security cases of each, and the OpenAPI
+//! document. Every scenario runs twice: on the embedded SQLite default and on Postgres
+//! (`GAX_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`, a fresh schema
+//! per run; `GAX_TEST_POSTGRES_URL=skip` skips those runs with a note).
+
+mod common;
+
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Where a scenario's data lives.
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A Postgres schema made for one run, dropped at the end.
+struct Schema {
+    base: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let _ = tokio::runtime::Runtime::new().map(|rt| {
+            rt.block_on(async move {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
+                        .execute(&mut c)
+                        .await;
+                }
+            })
+        });
+    }
+}
+
+/// Starts gax on `db`; `None` when Postgres runs are skipped on purpose.
+fn start(db: Db, extra: &[&str]) -> Option<(common::Gax, Option<Schema>)> {
+    match db {
+        Db::Sqlite => Some((common::Gax::start(extra), None)),
+        Db::Postgres => {
+            let base =
+                std::env::var("GAX_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
+            if base == "skip" {
+                eprintln!("GAX_TEST_POSTGRES_URL=skip: Postgres run skipped");
+                return None;
+            }
+            let name = format!("gax_api_t_{}_{}", std::process::id(), rand_suffix());
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let mut c = sqlx::PgConnection::connect(&base)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "the Postgres runs need a server at {base} ({e}); start one, point \
+                         GAX_TEST_POSTGRES_URL at another, or set GAX_TEST_POSTGRES_URL=skip"
+                        )
+                    });
+                sqlx::query(&format!("CREATE SCHEMA {name}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            });
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+            let mut args = vec!["--database-url", url.as_str()];
+            args.extend_from_slice(extra);
+            let gax = common::Gax::start(&args);
+            Some((gax, Some(Schema { base, name })))
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{n:x}")
+}
+
+/// Registers `name` (password "password-{name}") and returns (access token, user id).
+fn register(gax: &common::Gax, name: &str) -> (String, i64) {
+    let (status, body) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({ "username": name, "password": format!("password-{name}") })),
+    );
+    assert_eq!(status, 201, "{body}");
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["user"]["id"].as_i64().unwrap(),
+    )
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or("<no error code>")
+}
+
+fn accounts_and_sessions(db: Db) {
+    let Some((gax, _schema)) = start(db, &[]) else {
+        return;
+    };
+    let (alice, _) = register(&gax, "alice");
+    // Duplicate registration, ignoring case.
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"username": "Alice", "password": "another-password"})),
+    );
+    assert_eq!((s, error_code(&b)), (409, "username_taken"), "{b}");
+    // Bad username / password.
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"username": "a", "password": "short"})),
+    );
+    assert_eq!((s, error_code(&b)), (400, "invalid_username"), "{b}");
+
+    // The access token works, and says who we are.
+    let (s, me) = gax.api("GET", "/api/me", Some(&alice), None);
+    assert_eq!((s, me["username"].as_str()), (200, Some("alice")));
+    let (s, me) = gax.api(
+        "PATCH",
+        "/api/me",
+        Some(&alice),
+        Some(json!({"display_name": "Alice A.", "bio": "hi"})),
+    );
+    assert_eq!(
+        (s, me["display_name"].as_str()),
+        (200, Some("Alice A.")),
+        "{me}"
+    );
+
+    // Wrong password and unknown user: the same answer.
+    let (s1, b1) = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "alice", "password": "wrong-password"})),
+    );
+    let (s2, b2) = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "nobody", "password": "wrong-password"})),
+    );
+    assert_eq!((s1, error_code(&b1)), (401, "bad_credentials"));
+    assert_eq!((s2, &b2), (401, &b1), "no hint whether the user exists");
+
+    // Refresh rotates; the old refresh token reused ends the whole session.
+    let (s, login) = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "alice", "password": "password-alice"})),
+    );
+    assert_eq!(s, 200, "{login}");
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let (s, rotated) = gax.api(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": first })),
+    );
+    assert_eq!(s, 200, "{rotated}");
+    let second = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": first })),
+    );
+    assert_eq!((s, error_code(&b)), (401, "refresh_reused"), "{b}");
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": second })),
+    );
+    assert_eq!(s, 401, "the family is revoked: {b}");
+
+    // Logout revokes.
+    let (_, login) = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "alice", "password": "password-alice"})),
+    );
+    let token = login["refresh_token"].as_str().unwrap().to_owned();
+    let (s, _) = gax.api(
+        "POST",
+        "/api/auth/logout",
+        None,
+        Some(json!({ "refresh_token": token })),
+    );
+    assert_eq!(s, 204);
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": token })),
+    );
+    assert_eq!((s, error_code(&b)), (401, "refresh_revoked"), "{b}");
+
+    // Login failures are rate limited per username.
+    let mut last = (0, Value::Null);
+    for _ in 0..8 {
+        last = gax.api(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": "guess-guess"})),
+        );
+    }
+    assert_eq!(
+        (last.0, error_code(&last.1)),
+        (429, "rate_limited"),
+        "{}",
+        last.1
+    );
+}
+
+fn bad_requests_get_json_errors(db: Db) {
+    let Some((gax, _schema)) = start(db, &[]) else {
+        return;
+    };
+    let (alice, _) = register(&gax, "alice");
+    let send = |ct: Option<&str>, body: &str| {
+        let (s, _, text) = common::http_request(
+            gax.http,
+            "POST",
+            "/api/chats",
+            Some(&alice),
+            ct,
+            body.as_bytes(),
+        )
+        .unwrap();
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (s, json)
+    };
+    let (s, b) = send(Some("application/json"), "{not json");
+    assert_eq!((s, error_code(&b)), (400, "bad_request"), "{b}");
+    let (s, b) = send(
+        Some("application/json"),
+        r#"{"kind":"group","title":"x","extra":1}"#,
+    );
+    assert_eq!(
+        (s, error_code(&b)),
+        (400, "bad_request"),
+        "unknown field: {b}"
+    );
+    let (s, b) = send(Some("text/plain"), r#"{"kind":"group","title":"x"}"#);
+    assert_eq!((s, error_code(&b)), (415, "unsupported_media_type"), "{b}");
+    // No token, a garbage token, a call token (not a user account).
+    let (s, b) = gax.api("GET", "/api/chats", None, None);
+    assert_eq!((s, error_code(&b)), (401, "unauthorized"));
+    let (s, _) = gax.api("GET", "/api/chats", Some("garbage"), None);
+    assert_eq!(s, 401);
+    let call = gax.token(&["--room", "r", "--identity", "guest"]);
+    let (s, b) = gax.api("GET", "/api/chats", Some(&call), None);
+    assert_eq!((s, error_code(&b)), (403, "forbidden"), "{b}");
+    // Unknown routes are JSON 404s.
+    let (s, b) = gax.api("GET", "/api/nothing-here", Some(&alice), None);
+    assert_eq!((s, error_code(&b)), (404, "not_found"));
+}
+
+fn chats_and_messages(db: Db) {
+    let Some((gax, _schema)) = start(db, &[]) else {
+        return;
+    };
+    let (alice, _) = register(&gax, "alice");
+    let (bob, bob_id) = register(&gax, "bob");
+    let (carol, carol_id) = register(&gax, "carol");
+
+    // Friends.
+    let (s, b) = gax.api(
+        "POST",
+        &format!("/api/friends/{bob_id}/request"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!((s, b["outcome"].as_str()), (200, Some("pending")), "{b}");
+    let (_, lists) = gax.api("GET", "/api/friends", Some(&bob), None);
+    assert_eq!(lists["incoming"][0]["username"], "alice");
+    let alice_id = lists["incoming"][0]["id"].as_i64().unwrap();
+    let (s, _) = gax.api(
+        "POST",
+        &format!("/api/friends/{alice_id}/accept"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(s, 204);
+    let (_, lists) = gax.api("GET", "/api/friends", Some(&alice), None);
+    assert_eq!(lists["friends"][0]["username"], "bob");
+
+    // A group of alice and bob; carol is outside.
+    let (s, chat) = gax.api(
+        "POST",
+        "/api/chats",
+        Some(&alice),
+        Some(json!({"kind": "group", "title": "Plans", "members": [bob_id]})),
+    );
+    assert_eq!(s, 201, "{chat}");
+    let chat_id = chat["id"].as_i64().unwrap();
+    let messages = format!("/api/chats/{chat_id}/messages");
+
+    let (s, sent) = gax.api(
+        "POST",
+        &messages,
+        Some(&alice),
+        Some(json!({"text": "hello", "client_key": "k-1"})),
+    );
+    assert_eq!(
+        (s, sent["duplicate"].as_bool()),
+        (201, Some(false)),
+        "{sent}"
+    );
+    assert_eq!(sent["message"]["seq"], 1);
+    // The retry with the same key answers the original, stores nothing.
+    let (s, retry) = gax.api(
+        "POST",
+        &messages,
+        Some(&alice),
+        Some(json!({"text": "hello", "client_key": "k-1"})),
+    );
+    assert_eq!((s, retry["duplicate"].as_bool()), (200, Some(true)));
+    assert_eq!(retry["message"]["id"], sent["message"]["id"]);
+    let (s, b) = gax.api(
+        "POST",
+        &messages,
+        Some(&bob),
+        Some(json!({"text": "hi alice"})),
+    );
+    assert_eq!(s, 201, "{b}");
+    let (_, page) = gax.api("GET", &messages, Some(&bob), None);
+    let texts: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["hi alice", "hello"], "newest first, one hello");
+    let (_, after) = gax.api("GET", &format!("{messages}?after=1"), Some(&alice), None);
+    assert_eq!(after.as_array().unwrap().len(), 1);
+    let (s, b) = gax.api(
+        "GET",
+        &format!("{messages}?after=1&before=3"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = gax.api("GET", &format!("{messages}?limit=abc"), Some(&alice), None);
+    assert_eq!((s, error_code(&b)), (400, "bad_request"), "{b}");
+
+    // Empty and oversized messages; nothing stored.
+    let (s, b) = gax.api(
+        "POST",
+        &messages,
+        Some(&alice),
+        Some(json!({"text": "   "})),
+    );
+    assert_eq!((s, error_code(&b)), (400, "message_empty"), "{b}");
+    let long = "x".repeat(4001);
+    let (s, b) = gax.api(
+        "POST",
+        &messages,
+        Some(&alice),
+        Some(json!({ "text": long })),
+    );
+    assert_eq!((s, error_code(&b)), (413, "message_too_long"), "{b}");
+
+    // Carol is not a member: she can neither send, read, nor see the chat.
+    let (s, b) = gax.api(
+        "POST",
+        &messages,
+        Some(&carol),
+        Some(json!({"text": "let me in"})),
+    );
+    assert_eq!((s, error_code(&b)), (403, "not_member"), "{b}");
+    let (s, b) = gax.api("GET", &messages, Some(&carol), None);
+    assert_eq!((s, error_code(&b)), (403, "not_member"), "{b}");
+    let (s, _) = gax.api("GET", &format!("/api/chats/{chat_id}"), Some(&carol), None);
+    assert_eq!(s, 403);
+    let (s, b) = gax.api(
+        "POST",
+        &format!("/api/chats/{chat_id}/call"),
+        Some(&carol),
+        None,
+    );
+    assert_eq!((s, error_code(&b)), (403, "not_member"), "{b}");
+    let (_, carols) = gax.api("GET", "/api/chats", Some(&carol), None);
+    assert_eq!(carols.as_array().unwrap().len(), 0);
+
+    // Editing: only the author.
+    let (s, b) = gax.api(
+        "PATCH",
+        &format!("{messages}/1"),
+        Some(&bob),
+        Some(json!({"text": "hacked"})),
+    );
+    assert_eq!((s, error_code(&b)), (403, "not_author"), "{b}");
+    let (s, b) = gax.api(
+        "PATCH",
+        &format!("{messages}/1"),
+        Some(&alice),
+        Some(json!({"text": "hello, edited"})),
+    );
+    assert_eq!((s, b["text"].as_str()), (200, Some("hello, edited")), "{b}");
+    assert!(b["edited_at"].is_i64());
+    let (s, b) = gax.api("DELETE", &format!("{messages}/2"), Some(&alice), None);
+    assert_eq!((s, error_code(&b)), (403, "not_author"));
+    let (s, b) = gax.api("DELETE", &format!("{messages}/2"), Some(&bob), None);
+    assert_eq!((s, b["text"].clone()), (200, Value::Null), "tombstone: {b}");
+    let (s, _) = gax.api(
+        "PATCH",
+        &format!("{messages}/99"),
+        Some(&alice),
+        Some(json!({"text": "x"})),
+    );
+    assert_eq!(s, 404);
+
+    // Unread counts and read marks.
+    let (_, list) = gax.api("GET", "/api/chats", Some(&bob), None);
+    assert_eq!(list[0]["unread"], 1, "alice's hello: {list}");
+    let (s, b) = gax.api(
+        "POST",
+        &format!("/api/chats/{chat_id}/read"),
+        Some(&bob),
+        Some(json!({"seq": 2})),
+    );
+    assert_eq!((s, b["last_read_seq"].as_i64()), (200, Some(2)));
+    let (_, list) = gax.api("GET", "/api/chats", Some(&bob), None);
+    assert_eq!(list[0]["unread"], 0);
+
+    // A call from the chat: a call token for the chat's room.
+    let (s, call) = gax.api(
+        "POST",
+        &format!("/api/chats/{chat_id}/call"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(s, 200, "{call}");
+    assert_eq!(call["room"], format!("chat-{chat_id}"));
+    assert!(call["url"].as_str().unwrap().contains("autojoin=1"));
+
+    // Membership: only admins add; bob leaves and loses the history.
+    let (s, b) = gax.api(
+        "POST",
+        &format!("/api/chats/{chat_id}/members"),
+        Some(&bob),
+        Some(json!({ "user": carol_id })),
+    );
+    assert_eq!((s, error_code(&b)), (403, "not_admin"), "{b}");
+    let (s, _) = gax.api(
+        "DELETE",
+        &format!("/api/chats/{chat_id}/members/{bob_id}"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(s, 204);
+    let (s, b) = gax.api("GET", &messages, Some(&bob), None);
+    assert_eq!((s, error_code(&b)), (403, "not_member"), "{b}");
+
+    // A direct chat is found again, not duplicated.
+    let (s, d1) = gax.api(
+        "POST",
+        "/api/chats",
+        Some(&alice),
+        Some(json!({"kind": "direct", "user": carol_id})),
+    );
+    assert_eq!(s, 201, "{d1}");
+    let (_, d2) = gax.api(
+        "POST",
+        "/api/chats",
+        Some(&carol),
+        Some(json!({"kind": "direct", "user": alice_id})),
+    );
+    assert_eq!(d1["id"], d2["id"]);
+}
+
+#[test]
+fn accounts_and_sessions_on_sqlite() {
+    accounts_and_sessions(Db::Sqlite);
+}
+#[test]
+fn accounts_and_sessions_on_postgres() {
+    accounts_and_sessions(Db::Postgres);
+}
+#[test]
+fn bad_requests_get_json_errors_on_sqlite() {
+    bad_requests_get_json_errors(Db::Sqlite);
+}
+#[test]
+fn bad_requests_get_json_errors_on_postgres() {
+    bad_requests_get_json_errors(Db::Postgres);
+}
+#[test]
+fn chats_and_messages_on_sqlite() {
+    chats_and_messages(Db::Sqlite);
+}
+#[test]
+fn chats_and_messages_on_postgres() {
+    chats_and_messages(Db::Postgres);
+}
+
+/// Every REST route is in the OpenAPI document, with its method.
+#[test]
+fn the_openapi_document_describes_every_route() {
+    let gax = common::Gax::start(&[]);
+    let (s, doc) = gax.api("GET", "/api/openapi.json", None, None);
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let expected = [
+        ("/api/auth/register", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/refresh", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/me", "get"),
+        ("/api/me", "patch"),
+        ("/api/users/{id}", "get"),
+        ("/api/users/by-name/{username}", "get"),
+        ("/api/friends", "get"),
+        ("/api/friends/{id}/request", "post"),
+        ("/api/friends/{id}/accept", "post"),
+        ("/api/friends/{id}/decline", "post"),
+        ("/api/friends/{id}", "delete"),
+        ("/api/chats", "get"),
+        ("/api/chats", "post"),
+        ("/api/chats/{chat}", "get"),
+        ("/api/chats/{chat}", "patch"),
+        ("/api/chats/{chat}/members", "post"),
+        ("/api/chats/{chat}/members/{user}", "delete"),
+        ("/api/chats/{chat}/messages", "get"),
+        ("/api/chats/{chat}/messages", "post"),
+        ("/api/chats/{chat}/messages/{seq}", "patch"),
+        ("/api/chats/{chat}/messages/{seq}", "delete"),
+        ("/api/chats/{chat}/read", "post"),
+        ("/api/chats/{chat}/call", "post"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is missing from the OpenAPI document"
+        );
+    }
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        operations,
+        expected.len(),
+        "an undocumented or unexpected route"
+    );
+}
