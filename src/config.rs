@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// [default: none, everything in process]
     #[arg(long, env = "GAX_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments may share one Redis).
+    /// [default: gax]
+    #[arg(long, env = "GAX_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
 }
 
 /// Keys accepted in the TOML file.
@@ -81,6 +85,7 @@ struct FileConfig {
     media_timeout: Option<String>,
     database_url: Option<String>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
 }
 
 /// The resolved configuration.
@@ -99,6 +104,7 @@ pub struct Config {
     /// `postgres://...`, or a SQLite path / `sqlite:` URL.
     pub database_url: String,
     pub redis_url: Option<String>,
+    pub redis_prefix: String,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -163,9 +169,15 @@ impl Config {
             .as_ref()
             .and_then(|s| s.redis_url.clone())
             .or(file.redis_url);
+        let redis_prefix = s
+            .as_ref()
+            .and_then(|s| s.redis_prefix.clone())
+            .or(file.redis_prefix)
+            .unwrap_or_else(|| "gax".into());
         Ok(Config {
             database_url,
             redis_url,
+            redis_prefix,
             bandwidth_estimation: !s.as_ref().is_some_and(|s| s.no_bwe) && file.bwe.unwrap_or(true),
             media_timeout,
             data_dir,
@@ -253,6 +265,7 @@ mod tests {
             media_timeout: None,
             database_url: None,
             redis_url: None,
+            redis_prefix: None,
         }
     }
 

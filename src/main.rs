@@ -118,7 +118,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = messaging::Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", config.database_url_redacted()))?;
-    let app = signaling::App::new(sfu.clone(), tokens, store, options, shutdown_rx);
+    let messenger = signaling::messenger::Messenger::start(
+        &config.data_dir,
+        config.redis_url.as_deref(),
+        &config.redis_prefix,
+    )
+    .await
+    .context("starting the messenger (bus, presence, search)")?;
+    let app = signaling::App::new(sfu.clone(), tokens, store, messenger, options, shutdown_rx);
+    let app_for_stop = app.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding HTTP {}", config.listen))?;
@@ -143,6 +151,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Give open calls a moment to send their close frames, then stop the media plane.
     tokio::time::sleep(Duration::from_millis(200)).await;
     sfu.shutdown();
+    app_for_stop.messenger.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -305,6 +305,30 @@ impl Store {
         chat_from_row(&row)
     }
 
+    /// A chat, whoever asks: for the server's own announcements (who must hear that a chat
+    /// changed), never for answering a user. Errors: `ChatNotFound`.
+    pub async fn chat_as_system(&self, chat: ChatId) -> Result<Chat, StoreError> {
+        let sql = format!("SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(chat.0)
+            .fetch_optional(&self.inner.pool)
+            .await?
+            .ok_or(StoreError::ChatNotFound)?;
+        chat_from_row(&row)
+    }
+
+    /// The member ids of a chat, whoever asks (see [`Store::chat_as_system`]).
+    pub async fn members_as_system(&self, chat: ChatId) -> Result<Vec<UserId>, StoreError> {
+        let rows =
+            sqlx::query("SELECT user_id FROM chat_members WHERE chat_id = $1 ORDER BY user_id")
+                .bind(chat.0)
+                .fetch_all(&self.inner.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(UserId(r.try_get("user_id")?)))
+            .collect()
+    }
+
     /// The members of a chat `me` belongs to, with roles and read receipts, oldest first.
     /// Errors: `NotMember`.
     pub async fn chat_members(

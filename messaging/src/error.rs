@@ -70,6 +70,8 @@ pub enum StoreError {
     /// The caller is not (or no longer) a member of the chat, or the chat does not exist.
     #[error("you are not a member of this chat")]
     NotMember,
+    #[error("no such chat")]
+    ChatNotFound,
     #[error("only a group admin can do this")]
     NotAdmin,
     #[error("this needs a group chat")]
@@ -128,6 +130,7 @@ impl StoreError {
             NotFriends => "not_friends",
             CannotChatSelf => "cannot_chat_self",
             NotMember => "not_member",
+            ChatNotFound => "chat_not_found",
             NotAdmin => "not_admin",
             NotGroup => "not_group",
             AlreadyMember => "already_member",
@@ -155,9 +158,12 @@ impl StoreError {
             BadCredentials | InvalidRefreshToken | RefreshTokenExpired | RefreshTokenRevoked
             | RefreshTokenReused => 401,
             NotMember | NotAdmin | NotAuthor | CannotRemoveCreator => 403,
-            UserNotFound | FriendRequestNotFound | NotFriends | UserNotInChat | MessageNotFound => {
-                404
-            }
+            UserNotFound
+            | FriendRequestNotFound
+            | NotFriends
+            | UserNotInChat
+            | MessageNotFound
+            | ChatNotFound => 404,
             UsernameTaken
             | AlreadyFriends
             | FriendRequestExists

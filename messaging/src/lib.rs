@@ -1,11 +1,19 @@
-//! # messaging: accounts, tokens, friends, chats and messages
+//! # messaging: accounts, tokens, friends, chats and messages; the bus, presence and search
 //!
-//! Two parts:
+//! Five parts:
 //!
 //! - [`auth`]: the one token model every GAX door checks, a JWT whose grants say which call
 //!   room a holder may enter and whether it may chat or upload.
 //! - [`Store`]: the messenger's durable data layer, on SQLite (a file, the default) or
 //!   Postgres (a `postgres://` URL), with the same SQL and the same behaviour on both.
+//! - [`Bus`] ([`bus`]): what happened ([`Event`]: messages, chats, users, files; typing, read
+//!   marks, presence), carried to every subscriber, in-process or across nodes over Redis
+//!   (a Stream for durable events, pub/sub for ephemeral ones).
+//! - [`Presence`] ([`presence`]): who is online, from connection heartbeats with a TTL,
+//!   in-process or in Redis; changes go out on the bus.
+//! - [`SearchIndex`] ([`search`]): full-text search (tantivy, English and Russian stemming)
+//!   over users, chats, messages and files, showing each user only what they may see; an
+//!   [`Indexer`] keeps it up to date from the bus.
 //!
 //! ```text
 //!  HTTP / WebSocket layer (elsewhere)
@@ -16,6 +24,11 @@
 //!        ── friends.rs   requests, accept/decline, lists            │ SQLite or
 //!        ── chats.rs     direct + group chats, members, receipts    │ Postgres
 //!        ── messages.rs  send (seq, idempotency), edit, delete, history ┘
+//!        │  after a write, the caller publishes what changed
+//!        ▼
+//!  Bus (bus.rs) ──► delivery to clients (elsewhere), on every node
+//!               ──► Indexer ──► SearchIndex (search.rs) ◄── search(viewer, "words")
+//!  Presence (presence.rs) ── heartbeat / disconnect / sweep ──► Bus (Presence events)
 //!  LoginLimiter (ratelimit.rs): failures per username and per client, in memory
 //! ```
 //!
@@ -42,27 +55,55 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and a suggested
-//! [`StoreError::status`]. Inputs are checked by [`validate`]; nothing panics on bad input.
-//! Presence, watch-party rooms and search grow here next.
+//! Search follows the bus:
+//!
+//! ```no_run
+//! # async fn demo(
+//! #     store: messaging::Store,
+//! #     alice: messaging::UserId,
+//! #     message: messaging::Message,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use messaging::{Bus, Event, Indexer, SearchIndex, Viewer};
+//!
+//! let bus = Bus::in_process(); // or Bus::redis("redis://127.0.0.1:6379", "gax:").await?
+//! let index = SearchIndex::open_in_dir("data/search".as_ref())?;
+//! let indexer = Indexer::start(index.clone(), &bus).await?;
+//! bus.publish(&Event::MessageCreated { message }).await?; // after store.send_message
+//! let viewer = Viewer::load(&store, alice).await?; // alice and her chats now
+//! let hits = index.search(&viewer, "библиотека", 20)?;
+//! # let _ = hits;
+//! indexer.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Store errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and a
+//! suggested [`StoreError::status`]; the bus, presence and search have their own
+//! ([`BusError`], [`PresenceError`], [`SearchError`]). Inputs are checked by [`validate`];
+//! nothing panics on bad input. Watch-party rooms grow here next.
 
 pub mod accounts;
 pub mod auth;
+pub mod bus;
 pub mod chats;
 pub mod error;
 pub mod friends;
 pub mod messages;
+pub mod presence;
 pub mod ratelimit;
+pub mod search;
 pub mod sessions;
 pub mod store;
 pub mod validate;
 
 pub use accounts::{Profile, ProfileUpdate};
+pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
 pub use chats::{Chat, ChatKind, ChatMember, ChatSummary, Role};
 pub use error::StoreError;
 pub use friends::FriendRequestOutcome;
 pub use messages::{Message, NewMessage, Sent};
+pub use presence::{Presence, PresenceChange, PresenceError};
 pub use ratelimit::LoginLimiter;
+pub use search::{Hit, Indexer, IndexerOptions, Item, SearchError, SearchIndex, Snippet, Viewer};
 pub use sessions::Session;
 pub use store::{
     Backend, ChatId, Clock, HashCost, MessageId, Store, StoreConfig, SystemClock, UserId,

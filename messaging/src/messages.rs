@@ -13,7 +13,7 @@
 //! History is read newest-first before a cursor (scrolling back) or oldest-first after one
 //! (catching up after a reconnect).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -58,7 +58,8 @@ impl NewMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// A stored message (also carried on the bus, hence `Deserialize`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub chat: ChatId,

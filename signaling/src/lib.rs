@@ -7,7 +7,9 @@
 //! never passes through here.
 
 pub mod api;
+pub mod chat_ws;
 pub mod http;
+pub mod hub;
 pub mod messenger;
 pub mod metrics;
 pub mod protocol;
@@ -68,6 +70,8 @@ pub struct App {
     pub store: messaging::Store,
     /// Login failures per username and per client.
     pub limiter: messaging::LoginLimiter,
+    /// Event bus, presence, search and live delivery.
+    pub messenger: messenger::Messenger,
     pub rooms: rooms::Rooms,
     /// Development mode: `/api/dev/token` hands out tokens.
     pub dev: bool,
@@ -101,6 +105,7 @@ impl App {
         sfu: Arc<Sfu>,
         tokens: TokenKeys,
         store: messaging::Store,
+        messenger: messenger::Messenger,
         options: Options,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<App> {
@@ -109,6 +114,7 @@ impl App {
             tokens,
             store,
             limiter: messaging::LoginLimiter::default(),
+            messenger,
             rooms: rooms::Rooms::default(),
             dev: options.dev,
             stats: SignalingStats::default(),

@@ -1,30 +1,204 @@
-//! The messenger's write path: every change goes to the store first (durably), and only then
-//! is announced, so nothing is delivered that could be lost. REST handlers and the `/ws`
-//! messenger session both write through here.
+//! The messenger's moving parts on one node, and its write path.
+//!
+//! [`Messenger`] holds the event bus (in process, or Redis when configured, so several nodes
+//! share it), presence, the search index with its indexer, and the [`Hub`] that delivers
+//! events to this node's open sessions. One task pumps the bus into the hub.
+//!
+//! The write path (the `App` methods below) always stores first and announces after: an
+//! event is published only once the change is committed, so nothing is delivered that could
+//! be lost, and a message is acknowledged to its sender only once durable. REST handlers and
+//! the `/ws` messenger session both write through here.
 
-use messaging::{ChatId, NewMessage, Sent, StoreError, UserId};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
+use messaging::bus::{Bus, BusError, Event};
+use messaging::presence::{Presence, DEFAULT_TTL};
+use messaging::search::{Indexer, SearchIndex};
+use messaging::{ChatId, Message, NewMessage, Sent, StoreError, UserId};
+
+use crate::hub::Hub;
 use crate::App;
 
+/// How often expired presence is swept (a connection that vanished without a goodbye).
+const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
+
+/// Why the messenger could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MessengerError {
+    #[error("event bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("presence: {0}")]
+    Presence(#[from] messaging::presence::PresenceError),
+    #[error("search index: {0}")]
+    Search(#[from] messaging::search::SearchError),
+}
+
+/// Bus, presence, search and live delivery of one node.
+pub struct Messenger {
+    pub bus: Bus,
+    pub presence: Presence,
+    pub search: SearchIndex,
+    pub hub: Arc<Hub>,
+    indexer: std::sync::Mutex<Option<Indexer>>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Messenger {
+    /// Starts the messenger: on Redis (`redis_url`, keys under `prefix`) when given, else in
+    /// process; the search index lives in `data_dir/search`.
+    pub async fn start(
+        data_dir: &Path,
+        redis_url: Option<&str>,
+        prefix: &str,
+    ) -> Result<Messenger, MessengerError> {
+        let (bus, presence) = match redis_url {
+            Some(url) => (
+                Bus::redis(url, prefix).await?,
+                Presence::redis(url, prefix, DEFAULT_TTL).await?,
+            ),
+            None => (Bus::in_process(), Presence::in_process(DEFAULT_TTL)),
+        };
+        let presence = presence.publishing_to(bus.clone());
+        let search = SearchIndex::open_in_dir(&data_dir.join("search"))?;
+        let indexer = Indexer::start(search.clone(), &bus).await?;
+        let hub = Arc::new(Hub::default());
+        let mut subscription = bus.subscribe().await?;
+        let pump_hub = hub.clone();
+        let pump = tokio::spawn(async move {
+            loop {
+                match subscription.next().await {
+                    Ok(envelope) => pump_hub.dispatch(envelope.event),
+                    Err(BusError::Lagged { missed }) => {
+                        // Sessions may have missed events: each resumes from the store.
+                        tracing::warn!(?missed, "event bus lagged; messenger sessions resume");
+                        pump_hub.drop_all();
+                    }
+                    Err(e) if e.is_final() => return,
+                    Err(e) => {
+                        tracing::warn!("event bus: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        let sweeper = presence.spawn_sweeper(PRESENCE_SWEEP);
+        Ok(Messenger {
+            bus,
+            presence,
+            search,
+            hub,
+            indexer: std::sync::Mutex::new(Some(indexer)),
+            tasks: std::sync::Mutex::new(vec![pump, sweeper]),
+        })
+    }
+
+    /// Stops the background tasks, committing the search index.
+    pub async fn stop(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
+        let indexer = self
+            .indexer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(indexer) = indexer {
+            if let Err(e) = indexer.stop().await {
+                tracing::warn!("search indexer: {e}");
+            }
+        }
+    }
+}
+
 impl App {
-    /// Stores a message; a retry with the same client key returns the original.
+    /// Publishes an event after the change it announces was committed. A failure to publish
+    /// is logged, not returned: the change is stored, and clients catch up from the store.
+    pub async fn publish(&self, event: Event) {
+        if let Err(e) = self.messenger.bus.publish(&event).await {
+            tracing::warn!(
+                "publishing {:?} failed: {e}",
+                std::mem::discriminant(&event)
+            );
+        }
+    }
+
+    /// Stores a message, then announces it; a retry with the same client key returns the
+    /// original and announces nothing.
     pub async fn send(
         &self,
         me: UserId,
         chat: ChatId,
         message: NewMessage,
     ) -> Result<Sent, StoreError> {
-        self.store.send_message(me, chat, message).await
+        let sent = self.store.send_message(me, chat, message).await?;
+        if !sent.duplicate {
+            self.publish(Event::MessageCreated {
+                message: sent.message.clone(),
+            })
+            .await;
+        }
+        Ok(sent)
     }
 
-    /// Moves the caller's read mark forward; returns where it stands.
+    /// Moves the caller's read mark forward and tells the chat; returns where it stands.
     pub async fn mark_read(&self, me: UserId, chat: ChatId, seq: i64) -> Result<i64, StoreError> {
-        self.store.mark_read(me, chat, seq).await
+        let seq = self.store.mark_read(me, chat, seq).await?;
+        self.publish(Event::ReadUpTo {
+            chat,
+            user: me,
+            seq,
+        })
+        .await;
+        Ok(seq)
     }
 
-    /// A chat was created, renamed or its members changed.
-    pub async fn chat_changed(&self, _chat: ChatId) {}
+    /// A chat was created, renamed or its members changed: announce it as it is now.
+    pub async fn chat_changed(&self, me: UserId, chat: ChatId) {
+        // Read as a member; after leaving, read through another member's eyes is not possible,
+        // so fall back to the store's view of the chat for anyone still in it.
+        let view = async {
+            let c = self.store.chat_as_system(chat).await?;
+            let members = self.store.members_as_system(chat).await?;
+            Ok::<_, StoreError>((c, members))
+        };
+        match view.await {
+            Ok((c, members)) => {
+                self.publish(Event::ChatChanged {
+                    chat,
+                    members,
+                    title: c.title,
+                })
+                .await
+            }
+            Err(e) => tracing::warn!(user = me.0, chat = chat.0, "chat change not announced: {e}"),
+        }
+    }
 
-    /// A message was edited or deleted.
-    pub async fn message_changed(&self, _message: &messaging::Message, _deleted: bool) {}
+    /// A message was edited or deleted: announce it.
+    pub async fn message_changed(&self, message: &Message, deleted: bool) {
+        let event = match deleted {
+            true => Event::MessageDeleted {
+                chat: message.chat,
+                seq: message.seq,
+                message: message.id,
+            },
+            false => Event::MessageEdited {
+                message: message.clone(),
+            },
+        };
+        self.publish(event).await;
+    }
+
+    /// A user registered or changed their profile (for search).
+    pub async fn user_changed(&self, profile: &messaging::Profile) {
+        self.publish(Event::UserChanged {
+            user: profile.id,
+            username: profile.username.clone(),
+            display_name: profile.display_name.clone(),
+        })
+        .await;
+    }
 }

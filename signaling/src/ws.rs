@@ -37,22 +37,22 @@ pub async fn upgrade(
         })
 }
 
-struct Conn {
-    app: Arc<App>,
-    socket: WebSocket,
+pub(crate) struct Conn {
+    pub(crate) app: Arc<App>,
+    pub(crate) socket: WebSocket,
 }
 
 /// How a connection ends: the close code and, for errors, the message sent before closing.
-struct End {
+pub(crate) struct End {
     code: u16,
     error: Option<(&'static str, String)>,
 }
 
 impl End {
-    fn normal(code: u16) -> Self {
+    pub(crate) fn normal(code: u16) -> Self {
         End { code, error: None }
     }
-    fn error(code: u16, kind: &'static str, msg: impl Into<String>) -> Self {
+    pub(crate) fn error(code: u16, kind: &'static str, msg: impl Into<String>) -> Self {
         End {
             code,
             error: Some((kind, msg.into())),
@@ -60,7 +60,7 @@ impl End {
     }
 }
 
-enum Incoming {
+pub(crate) enum Incoming {
     Text(String),
     Closed,
     Bad(End),
@@ -74,7 +74,7 @@ impl Conn {
             .is_ok()
     }
 
-    async fn finish(&mut self, end: End) {
+    pub(crate) async fn finish(&mut self, end: End) {
         self.app.stats.record_close(end.code);
         if let Some((kind, message)) = end.error {
             tracing::debug!(code = end.code, kind, %message, "closing call connection");
@@ -111,7 +111,7 @@ impl Conn {
         }
     }
 
-    async fn next(&mut self) -> Incoming {
+    pub(crate) async fn next(&mut self) -> Incoming {
         loop {
             match self.socket.recv().await {
                 Some(Ok(Message::Text(t))) => return Incoming::Text(t.to_string()),
@@ -157,6 +157,10 @@ impl Conn {
             Ok(Incoming::Bad(end)) => return self.finish(end).await,
             Ok(Incoming::Text(t)) => t,
         };
+        if crate::chat_ws::is_hello(&first) {
+            let end = crate::chat_ws::run(self, &first, bearer).await;
+            return self.finish(end).await;
+        }
         let join = match parse(&first) {
             Ok(m @ ClientMessage::Join { .. }) => m,
             Ok(_) => {

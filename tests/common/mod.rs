@@ -13,6 +13,8 @@ pub struct Gax {
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     child: Child,
+    /// The data dir outlives this process (a restart test reuses it).
+    keep_data: bool,
 }
 
 fn free_port() -> u16 {
@@ -30,9 +32,19 @@ pub fn gax_bin() -> &'static str {
 impl Gax {
     /// Starts `gax serve` with its own data dir, HTTP port and ephemeral media ports.
     pub fn start(extra: &[&str]) -> Gax {
-        let data_dir =
-            std::env::temp_dir().join(format!("gax-test-{}-{}", std::process::id(), free_port()));
+        let data_dir = Self::fresh_data_dir();
         let _ = std::fs::remove_dir_all(&data_dir);
+        Self::start_in(&data_dir, extra, false)
+    }
+
+    /// A data dir path no other test uses.
+    pub fn fresh_data_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("gax-test-{}-{}", std::process::id(), free_port()))
+    }
+
+    /// Starts `gax serve` on `data_dir`; `keep_data` leaves the directory behind on drop.
+    pub fn start_in(data_dir: &std::path::Path, extra: &[&str], keep_data: bool) -> Gax {
+        let data_dir = data_dir.to_path_buf();
         // Retry on the rare race where another process takes the port we picked.
         for _ in 0..5 {
             let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -52,6 +64,7 @@ impl Gax {
                 http,
                 data_dir: data_dir.clone(),
                 child,
+                keep_data,
             };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
@@ -116,7 +129,17 @@ impl Drop for Gax {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+impl Gax {
+    /// Kills the process with SIGKILL (no shutdown of any kind) and waits for it.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,523 @@
+//! The messenger session on `/ws` (protocol in docs/protocol.md, "GAX messenger session"):
+//! a connection whose first message is `hello` belongs to one signed-in user. It resumes what
+//! the client missed from the store, then delivers live events from the [`crate::hub::Hub`]
+//! and takes sends, typing and read marks.
+//!
+//! Exactly-once on one connection: live events and the catch-up from the store may overlap (a
+//! message committed while the catch-up runs arrives both ways); a per-chat [`SeqTracker`]
+//! lets each `seq` through once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message as WsMessage;
+use messaging::bus::Event;
+use messaging::{ChatId, ChatSummary, Message, NewMessage, Profile, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{close, MAX_MESSAGE_BYTES};
+use crate::ws::{Conn, End, Incoming};
+
+/// The messenger protocol version.
+pub const VERSION: u32 = 1;
+
+/// More missed messages than this in one chat: the client is told to refetch over REST.
+pub const RESUME_MAX: u32 = 500;
+
+/// How often an open session renews its presence.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Close code for a session that could not keep up (its queue in the hub overflowed).
+pub const TOO_SLOW: u16 = 4429;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMsg {
+    Hello {
+        version: u32,
+        #[serde(default)]
+        token: Option<String>,
+        /// Chat id (as a string) -> last seq the client holds.
+        #[serde(default)]
+        resume: HashMap<String, i64>,
+    },
+    Send {
+        chat: ChatId,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        attachments: Vec<String>,
+        client_key: String,
+    },
+    Typing {
+        chat: ChatId,
+    },
+    Read {
+        chat: ChatId,
+        seq: i64,
+    },
+    Watch {
+        users: Vec<UserId>,
+    },
+    Ping,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMsg<'a> {
+    Welcome {
+        version: u32,
+        user: &'a Profile,
+        chats: &'a [ChatSummary],
+    },
+    Message {
+        message: &'a Message,
+    },
+    MessageEdited {
+        message: &'a Message,
+    },
+    MessageDeleted {
+        chat: ChatId,
+        seq: i64,
+    },
+    ChatChanged {
+        chat: ChatId,
+        members: &'a [UserId],
+        title: &'a Option<String>,
+    },
+    Refetch {
+        chat: ChatId,
+    },
+    Synced,
+    Ack {
+        client_key: &'a str,
+        message: &'a Message,
+    },
+    Typing {
+        chat: ChatId,
+        user: UserId,
+    },
+    Read {
+        chat: ChatId,
+        user: UserId,
+        seq: i64,
+    },
+    Presence {
+        user: UserId,
+        online: bool,
+    },
+    Pong,
+    Error {
+        code: &'a str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_key: Option<&'a str>,
+    },
+}
+
+/// Is this first frame a messenger `hello`?
+pub fn is_hello(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+    }
+    serde_json::from_str::<Kind>(text).is_ok_and(|k| k.kind == "hello")
+}
+
+/// Which messages of one chat this connection has delivered: everything up to `upto`, and
+/// the seqs in `above` beyond it (live events may arrive ahead of a gap).
+#[derive(Debug, Default)]
+pub struct SeqTracker {
+    upto: i64,
+    above: BTreeSet<i64>,
+}
+
+impl SeqTracker {
+    /// Starts after `seq` (the client holds everything up to it).
+    pub fn after(seq: i64) -> Self {
+        SeqTracker {
+            upto: seq,
+            above: BTreeSet::new(),
+        }
+    }
+
+    /// True the first time `seq` is seen (deliver it), false after.
+    pub fn fresh(&mut self, seq: i64) -> bool {
+        if seq <= self.upto || !self.above.insert(seq) {
+            return false;
+        }
+        while self.above.remove(&(self.upto + 1)) {
+            self.upto += 1;
+        }
+        true
+    }
+}
+
+fn encode(msg: &ServerMsg<'_>) -> String {
+    serde_json::to_string(msg).unwrap_or_else(|_| r#"{"type":"error","code":"internal"}"#.into())
+}
+
+async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
+    conn.socket
+        .send(WsMessage::Text(encode(msg).into()))
+        .await
+        .is_ok()
+}
+
+fn parse(text: &str) -> Result<ClientMsg, End> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(End::error(
+            close::TOO_BIG,
+            "message_too_big",
+            format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| End::error(close::BAD_MESSAGE, "bad_message", e.to_string()))
+}
+
+/// Runs a messenger session whose first frame was `first` until it ends.
+pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) -> End {
+    let (version, token, resume) = match parse(first) {
+        Ok(ClientMsg::Hello {
+            version,
+            token,
+            resume,
+        }) => (version, token, resume),
+        Ok(_) => {
+            return End::error(
+                close::BAD_MESSAGE,
+                "hello_first",
+                "the first message must be hello",
+            )
+        }
+        Err(end) => return end,
+    };
+    if version != VERSION {
+        return End::error(
+            close::BAD_VERSION,
+            "bad_version",
+            format!("messenger version {version} is not supported; this server speaks {VERSION}"),
+        );
+    }
+    let Some(token) = token.or(bearer) else {
+        return End::error(close::UNAUTHORIZED, "unauthorized", "hello needs a token");
+    };
+    let claims = match conn.app.tokens.verify(&token) {
+        Ok(c) => c,
+        Err(e) => return End::error(close::UNAUTHORIZED, "unauthorized", e.to_string()),
+    };
+    let Some(user) = UserId::from_subject(&claims.sub).filter(|_| claims.can_chat) else {
+        return End::error(
+            close::FORBIDDEN,
+            "forbidden",
+            "the token is not a user token that allows chat",
+        );
+    };
+    let app = conn.app.clone();
+    let mut resume_points = Vec::with_capacity(resume.len());
+    for (chat, seq) in resume {
+        match chat.parse::<i64>() {
+            Ok(c) => resume_points.push((ChatId(c), seq.max(0))),
+            Err(_) => {
+                return End::error(
+                    close::BAD_MESSAGE,
+                    "bad_message",
+                    format!("resume: {chat:?} is not a chat id"),
+                )
+            }
+        }
+    }
+
+    let profile = match app.store.profile(user).await {
+        Ok(p) => p,
+        Err(e) => return End::error(close::UNAUTHORIZED, "unauthorized", e.to_string()),
+    };
+    // Register for live events first, then read the store: whatever commits in between
+    // arrives both ways and the trackers let it through once. The chat list is read again
+    // after registering so a chat joined meanwhile is followed too.
+    let known = match app.store.list_chats(user).await {
+        Ok(c) => c,
+        Err(e) => return End::error(close::INTERNAL, "internal", e.to_string()),
+    };
+    let (session, mut live) = app
+        .messenger
+        .hub
+        .register(user, known.iter().map(|c| c.chat.id));
+    let chats = match app.store.list_chats(user).await {
+        Ok(c) => c,
+        Err(e) => {
+            app.messenger.hub.unregister(session);
+            return End::error(close::INTERNAL, "internal", e.to_string());
+        }
+    };
+    for c in &chats {
+        app.messenger.hub.follow(session, c.chat.id);
+    }
+    let connection = format!("{}-{session}", app.messenger.bus.node().as_str());
+    let end = async {
+        if let Err(e) = app.messenger.presence.heartbeat(user, &connection).await {
+            tracing::warn!("presence heartbeat: {e}");
+        }
+        let welcome = ServerMsg::Welcome {
+            version: VERSION,
+            user: &profile,
+            chats: &chats,
+        };
+        if !send(conn, &welcome).await {
+            return End::normal(close::NORMAL);
+        }
+        // Chats the client knows start after its resume point; new ones from their start
+        // (their messages come with the live stream or the REST history).
+        let mut trackers: HashMap<ChatId, SeqTracker> = chats
+            .iter()
+            .map(|c| (c.chat.id, SeqTracker::after(c.chat.last_seq)))
+            .collect();
+        for (chat, after) in resume_points {
+            let mut tracker = SeqTracker::after(after);
+            match app.store.messages_after(user, chat, after, RESUME_MAX).await {
+                Ok(missed) if missed.len() as u32 >= RESUME_MAX => {
+                    tracker = SeqTracker::after(missed.last().map_or(after, |m| m.seq));
+                    if !send(conn, &ServerMsg::Refetch { chat }).await {
+                        return End::normal(close::NORMAL);
+                    }
+                }
+                Ok(missed) => {
+                    for m in &missed {
+                        if tracker.fresh(m.seq)
+                            && !send(conn, &ServerMsg::Message { message: m }).await
+                        {
+                            return End::normal(close::NORMAL);
+                        }
+                    }
+                }
+                Err(messaging::StoreError::NotMember) => {
+                    // Left or removed while away: the welcome's chat list says so.
+                    continue;
+                }
+                Err(e) => return End::error(close::INTERNAL, "internal", e.to_string()),
+            }
+            trackers.insert(chat, tracker);
+        }
+        if !send(conn, &ServerMsg::Synced).await {
+            return End::normal(close::NORMAL);
+        }
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.tick().await;
+        let mut shutdown = app.shutdown.clone();
+        loop {
+            tokio::select! {
+                incoming = conn.next() => {
+                    let text = match incoming {
+                        Incoming::Text(t) => t,
+                        Incoming::Closed => return End::normal(close::NORMAL),
+                        Incoming::Bad(end) => return end,
+                    };
+                    let msg = match parse(&text) {
+                        Ok(m) => m,
+                        Err(end) => return end,
+                    };
+                    if let Some(end) = handle(conn, user, session, msg, &mut trackers).await {
+                        return end;
+                    }
+                }
+                event = live.recv() => {
+                    let Some(event) = event else {
+                        return End::error(TOO_SLOW, "too_slow", "the session fell behind; reconnect and resume");
+                    };
+                    if !deliver(conn, &event, &mut trackers).await {
+                        return End::normal(close::NORMAL);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if let Err(e) = app.messenger.presence.heartbeat(user, &connection).await {
+                        tracing::warn!("presence heartbeat: {e}");
+                    }
+                }
+                _ = shutdown.changed() => return End::normal(close::GOING_AWAY),
+            }
+        }
+    }
+    .await;
+    app.messenger.hub.unregister(session);
+    if let Err(e) = app.messenger.presence.disconnect(user, &connection).await {
+        tracing::warn!("presence disconnect: {e}");
+    }
+    end
+}
+
+/// One client request. Returns how the session ends, if it does.
+async fn handle(
+    conn: &mut Conn,
+    user: UserId,
+    session: crate::hub::SessionId,
+    msg: ClientMsg,
+    trackers: &mut HashMap<ChatId, SeqTracker>,
+) -> Option<End> {
+    let app = conn.app.clone();
+    let sent = match msg {
+        ClientMsg::Hello { .. } => {
+            return Some(End::error(
+                close::BAD_MESSAGE,
+                "bad_message",
+                "hello is only the first message",
+            ))
+        }
+        ClientMsg::Ping => send(conn, &ServerMsg::Pong).await,
+        ClientMsg::Send {
+            chat,
+            text,
+            attachments,
+            client_key,
+        } => {
+            let message = NewMessage {
+                text,
+                attachments,
+                client_key: Some(client_key.clone()),
+            };
+            match app.send(user, chat, message).await {
+                Ok(sent) => {
+                    // The ack is this connection's delivery of the message.
+                    trackers.entry(chat).or_default().fresh(sent.message.seq);
+                    let ack = ServerMsg::Ack {
+                        client_key: &client_key,
+                        message: &sent.message,
+                    };
+                    send(conn, &ack).await
+                }
+                Err(e) => {
+                    let err = ServerMsg::Error {
+                        code: e.code(),
+                        message: e.to_string(),
+                        client_key: Some(&client_key),
+                    };
+                    send(conn, &err).await
+                }
+            }
+        }
+        ClientMsg::Typing { chat } => {
+            if trackers.contains_key(&chat) {
+                app.publish(Event::Typing { chat, user }).await;
+                true
+            } else {
+                send(conn, &not_member()).await
+            }
+        }
+        ClientMsg::Read { chat, seq } => match app.mark_read(user, chat, seq).await {
+            Ok(_) => true,
+            Err(e) => {
+                let err = ServerMsg::Error {
+                    code: e.code(),
+                    message: e.to_string(),
+                    client_key: None,
+                };
+                send(conn, &err).await
+            }
+        },
+        ClientMsg::Watch { users } => {
+            app.messenger.hub.watch(session, &users);
+            // Start from the truth: who of them is online now.
+            match app.messenger.presence.online(&users).await {
+                Ok(online) => {
+                    let mut ok = true;
+                    for u in online {
+                        ok &= send(
+                            conn,
+                            &ServerMsg::Presence {
+                                user: u,
+                                online: true,
+                            },
+                        )
+                        .await;
+                    }
+                    ok
+                }
+                Err(e) => {
+                    tracing::warn!("presence lookup: {e}");
+                    true
+                }
+            }
+        }
+    };
+    (!sent).then(|| End::normal(close::NORMAL))
+}
+
+fn not_member() -> ServerMsg<'static> {
+    ServerMsg::Error {
+        code: "not_member",
+        message: "you are not a member of this chat".into(),
+        client_key: None,
+    }
+}
+
+/// Sends one live event; false if the connection is gone.
+async fn deliver(
+    conn: &mut Conn,
+    event: &Arc<Event>,
+    trackers: &mut HashMap<ChatId, SeqTracker>,
+) -> bool {
+    let msg = match &**event {
+        Event::MessageCreated { message } => {
+            if !trackers.entry(message.chat).or_default().fresh(message.seq) {
+                return true;
+            }
+            ServerMsg::Message { message }
+        }
+        Event::MessageEdited { message } => ServerMsg::MessageEdited { message },
+        Event::MessageDeleted { chat, seq, .. } => ServerMsg::MessageDeleted {
+            chat: *chat,
+            seq: *seq,
+        },
+        Event::ChatChanged {
+            chat,
+            members,
+            title,
+        } => ServerMsg::ChatChanged {
+            chat: *chat,
+            members,
+            title,
+        },
+        Event::Typing { chat, user } => ServerMsg::Typing {
+            chat: *chat,
+            user: *user,
+        },
+        Event::ReadUpTo { chat, user, seq } => ServerMsg::Read {
+            chat: *chat,
+            user: *user,
+            seq: *seq,
+        },
+        Event::Presence { user, online } => ServerMsg::Presence {
+            user: *user,
+            online: *online,
+        },
+        Event::UserChanged { .. } | Event::FileAdded { .. } | Event::FileRemoved { .. } => {
+            return true
+        }
+    };
+    send(conn, &msg).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_seq_is_delivered_once_even_out_of_order() {
+        let mut t = SeqTracker::after(5);
+        assert!(!t.fresh(5), "the client has it");
+        assert!(t.fresh(7), "ahead of a gap");
+        assert!(t.fresh(6), "the gap fills");
+        assert!(!t.fresh(6) && !t.fresh(7));
+        assert!(t.fresh(8));
+        assert_eq!((t.upto, t.above.len()), (8, 0));
+    }
+
+    #[test]
+    fn hello_is_recognised_by_its_type_only() {
+        assert!(is_hello(r#"{"type":"hello","version":1}"#));
+        assert!(!is_hello(r#"{"type":"join","version":1}"#));
+        assert!(!is_hello("garbage"));
+    }
+}
