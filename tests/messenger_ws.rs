@@ -167,6 +167,47 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed() {
         skipped.iter().all(|m| m["type"] != "message"),
         "no duplicates: {skipped:?}"
     );
+    drop(ws);
+
+    // Away for 250 (more than one page of the store): all of them, once, in order.
+    for i in 0..250 {
+        let (s, _) = gax.api(
+            "POST",
+            &path,
+            Some(&alice),
+            Some(json!({"text": format!("p{i}")})),
+        );
+        assert_eq!(s, 201);
+    }
+    let (ws, caught_up) = hello(&gax, &bob, json!({ chat.to_string(): 102 })).await;
+    let seqs: Vec<i64> = caught_up
+        .iter()
+        .map(|m| m["message"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (103..=352).collect::<Vec<_>>());
+    drop(ws);
+
+    // Away for more than the resume limit (500): told to refetch instead of flooded.
+    for i in 0..500 {
+        let (s, _) = gax.api(
+            "POST",
+            &path,
+            Some(&alice),
+            Some(json!({"text": format!("n{i}")})),
+        );
+        assert_eq!(s, 201);
+    }
+    let (_, caught_up) = hello(&gax, &bob, json!({ chat.to_string(): 1 })).await;
+    assert_eq!(
+        caught_up.len(),
+        1,
+        "{} messages instead of one refetch",
+        caught_up.len()
+    );
+    assert_eq!(
+        (caught_up[0]["type"].as_str(), caught_up[0]["chat"].as_i64()),
+        (Some("refetch"), Some(chat))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Message as WsMessage;
 use messaging::bus::Event;
+use messaging::messages::PAGE_MAX;
 use messaging::{ChatId, ChatSummary, Message, NewMessage, Profile, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -276,28 +277,37 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
             .map(|c| (c.chat.id, SeqTracker::after(c.chat.last_seq)))
             .collect();
         for (chat, after) in resume_points {
+            // Not (or no longer) a member: the welcome's chat list says so.
+            let Some(latest) = chats.iter().find(|c| c.chat.id == chat).map(|c| c.chat.last_seq)
+            else {
+                continue;
+            };
+            if latest - after > i64::from(RESUME_MAX) {
+                // Too much to replay: the client reloads the history; newer ones come live.
+                trackers.insert(chat, SeqTracker::after(latest));
+                if !send(conn, &ServerMsg::Refetch { chat }).await {
+                    return End::normal(close::NORMAL);
+                }
+                continue;
+            }
             let mut tracker = SeqTracker::after(after);
-            match app.store.messages_after(user, chat, after, RESUME_MAX).await {
-                Ok(missed) if missed.len() as u32 >= RESUME_MAX => {
-                    tracker = SeqTracker::after(missed.last().map_or(after, |m| m.seq));
-                    if !send(conn, &ServerMsg::Refetch { chat }).await {
+            let mut cursor = after;
+            loop {
+                let page = match app.store.messages_after(user, chat, cursor, PAGE_MAX).await {
+                    Ok(p) => p,
+                    Err(messaging::StoreError::NotMember) => break,
+                    Err(e) => return End::error(close::INTERNAL, "internal", e.to_string()),
+                };
+                for m in &page {
+                    if tracker.fresh(m.seq) && !send(conn, &ServerMsg::Message { message: m }).await
+                    {
                         return End::normal(close::NORMAL);
                     }
                 }
-                Ok(missed) => {
-                    for m in &missed {
-                        if tracker.fresh(m.seq)
-                            && !send(conn, &ServerMsg::Message { message: m }).await
-                        {
-                            return End::normal(close::NORMAL);
-                        }
-                    }
+                match page.last() {
+                    Some(m) if page.len() == PAGE_MAX as usize => cursor = m.seq,
+                    _ => break,
                 }
-                Err(messaging::StoreError::NotMember) => {
-                    // Left or removed while away: the welcome's chat list says so.
-                    continue;
-                }
-                Err(e) => return End::error(close::INTERNAL, "internal", e.to_string()),
             }
             trackers.insert(chat, tracker);
         }
