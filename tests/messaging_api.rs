@@ -124,6 +124,26 @@ fn accounts_and_sessions(db: Db) {
     );
     assert_eq!((s, error_code(&b)), (400, "invalid_username"), "{b}");
 
+    // A refused display name leaves no account behind.
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"username": "dora", "password": "password-dora", "display_name": "d".repeat(65)})),
+    );
+    assert_eq!((s, error_code(&b)), (400, "invalid_input"), "{b}");
+    let (s, b) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"username": "dora", "password": "password-dora", "display_name": "Dora"})),
+    );
+    assert_eq!(
+        (s, b["user"]["display_name"].as_str()),
+        (201, Some("Dora")),
+        "{b}"
+    );
+
     // The access token works, and says who we are.
     let (s, me) = gax.api("GET", "/api/me", Some(&alice), None);
     assert_eq!((s, me["username"].as_str()), (200, Some("alice")));

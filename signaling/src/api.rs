@@ -251,18 +251,17 @@ async fn register(
     State(app): State<Arc<App>>,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    // Check the display name first: a refusal must not leave an account behind.
+    if let Some(name) = &req.display_name {
+        messaging::validate::display_name(name)?;
+    }
     let profile = app.store.register(&req.username, &req.password).await?;
     if let Some(name) = req.display_name {
         let update = ProfileUpdate {
             display_name: Some(name),
             ..Default::default()
         };
-        if let Err(e) = app.store.update_profile(profile.id, update).await {
-            // The account exists; a bad display name should not leave it half made.
-            let fallback = ProfileUpdate::default();
-            let _ = app.store.update_profile(profile.id, fallback).await;
-            return Err(e.into());
-        }
+        app.store.update_profile(profile.id, update).await?;
     }
     let session = app.store.login(&req.username, &req.password).await?;
     app.user_changed(&session.user).await;
