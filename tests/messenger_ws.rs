@@ -275,6 +275,16 @@ async fn sends_are_acked_once_stored_retries_are_idempotent_and_members_see_them
     );
     assert_eq!(page.as_array().unwrap().len(), 1);
 
+    // A chat created while both are connected: followed at once (typing, messages).
+    let second = group(&gax, &alice, &[bob_id]);
+    let (_, changed) = until(&mut a, "chat_changed").await;
+    assert_eq!(changed["chat"], second);
+    let (_, changed) = until(&mut b, "chat_changed").await;
+    assert_eq!(changed["chat"], second);
+    put(&mut a, json!({"type": "typing", "chat": second})).await;
+    let (_, typing) = until(&mut b, "typing").await;
+    assert_eq!(typing["chat"], second);
+
     // Presence: alice watches bob, who is online, then leaves.
     put(&mut a, json!({"type": "watch", "users": [bob_id]})).await;
     let (_, p) = until(&mut a, "presence").await;

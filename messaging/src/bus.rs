@@ -103,15 +103,21 @@ pub enum Event {
     },
     /// `user` came online or went offline (see `presence.rs`).
     Presence { user: UserId, online: bool },
+    /// The friendships or friend requests between these users changed (their lists reload).
+    FriendsChanged { users: Vec<UserId> },
 }
 
 impl Event {
     /// Must this event reach every subscriber even across a brief disconnect? True for
-    /// message, chat, user and file events; false for typing, read marks and presence.
+    /// message, chat, user and file events; false for typing, read marks, presence and friend
+    /// list changes.
     pub fn is_durable(&self) -> bool {
         !matches!(
             self,
-            Event::Typing { .. } | Event::ReadUpTo { .. } | Event::Presence { .. }
+            Event::Typing { .. }
+                | Event::ReadUpTo { .. }
+                | Event::Presence { .. }
+                | Event::FriendsChanged { .. }
         )
     }
 
@@ -128,7 +134,8 @@ impl Event {
             Event::UserChanged { .. }
             | Event::FileAdded { .. }
             | Event::FileRemoved { .. }
-            | Event::Presence { .. } => None,
+            | Event::Presence { .. }
+            | Event::FriendsChanged { .. } => None,
         }
     }
 }

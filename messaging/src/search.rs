@@ -356,7 +356,10 @@ impl SearchIndex {
                     .delete_term(Term::from_field_text(f.key, &format!("f:{file_id}")));
                 true
             }
-            Event::Typing { .. } | Event::ReadUpTo { .. } | Event::Presence { .. } => false,
+            Event::Typing { .. }
+            | Event::ReadUpTo { .. }
+            | Event::Presence { .. }
+            | Event::FriendsChanged { .. } => false,
         };
         w.dirty |= changed;
         Ok(changed)

@@ -437,6 +437,7 @@ async fn request_friend(
     Path(id): Path<i64>,
 ) -> Result<Json<FriendRequestResult>, ApiError> {
     let outcome = app.store.request_friend(me.user, UserId(id)).await?;
+    app.friends_changed(me.user, UserId(id)).await;
     Ok(Json(FriendRequestResult { outcome }))
 }
 
@@ -450,6 +451,7 @@ async fn accept_friend(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     app.store.accept_friend(me.user, UserId(id)).await?;
+    app.friends_changed(me.user, UserId(id)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -463,6 +465,7 @@ async fn decline_friend(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     app.store.decline_friend(me.user, UserId(id)).await?;
+    app.friends_changed(me.user, UserId(id)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -476,13 +479,14 @@ async fn remove_friend(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     match app.store.remove_friend(me.user, UserId(id)).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) => {}
         Err(StoreError::NotFriends) => {
             app.store.cancel_friend_request(me.user, UserId(id)).await?;
-            Ok(StatusCode::NO_CONTENT)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    app.friends_changed(me.user, UserId(id)).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------------------------------------------------------------------------------------------

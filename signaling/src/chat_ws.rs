@@ -108,6 +108,7 @@ enum ServerMsg<'a> {
         user: UserId,
         online: bool,
     },
+    FriendsChanged,
     Pong,
     Error {
         code: &'a str,
@@ -337,7 +338,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
                     let Some(event) = event else {
                         return End::error(TOO_SLOW, "too_slow", "the session fell behind; reconnect and resume");
                     };
-                    if !deliver(conn, &event, &mut trackers).await {
+                    if !deliver(conn, user, &event, &mut trackers).await {
                         return End::normal(close::NORMAL);
                     }
                 }
@@ -465,6 +466,7 @@ fn not_member() -> ServerMsg<'static> {
 /// Sends one live event; false if the connection is gone.
 async fn deliver(
     conn: &mut Conn,
+    user: UserId,
     event: &Arc<Event>,
     trackers: &mut HashMap<ChatId, SeqTracker>,
 ) -> bool {
@@ -484,11 +486,20 @@ async fn deliver(
             chat,
             members,
             title,
-        } => ServerMsg::ChatChanged {
-            chat: *chat,
-            members,
-            title,
-        },
+        } => {
+            // Membership as of now: a new chat is followed from its start, a chat we were
+            // removed from is not any more.
+            if members.contains(&user) {
+                trackers.entry(*chat).or_default();
+            } else {
+                trackers.remove(chat);
+            }
+            ServerMsg::ChatChanged {
+                chat: *chat,
+                members,
+                title,
+            }
+        }
         Event::Typing { chat, user } => ServerMsg::Typing {
             chat: *chat,
             user: *user,
@@ -502,6 +513,7 @@ async fn deliver(
             user: *user,
             online: *online,
         },
+        Event::FriendsChanged { .. } => ServerMsg::FriendsChanged,
         Event::UserChanged { .. } | Event::FileAdded { .. } | Event::FileRemoved { .. } => {
             return true
         }

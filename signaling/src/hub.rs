@@ -148,6 +148,11 @@ impl Hub {
                 .get(user)
                 .map(|w| w.iter().copied().collect())
                 .unwrap_or_default(),
+            Event::FriendsChanged { users } => users
+                .iter()
+                .filter_map(|u| st.by_user.get(u))
+                .flat_map(|s| s.iter().copied())
+                .collect(),
             // For search only.
             Event::UserChanged { .. } | Event::FileAdded { .. } | Event::FileRemoved { .. } => {
                 Vec::new()

@@ -192,6 +192,12 @@ impl App {
         self.publish(event).await;
     }
 
+    /// Friendship between two users changed: their sessions reload their friend lists.
+    pub async fn friends_changed(&self, a: UserId, b: UserId) {
+        self.publish(Event::FriendsChanged { users: vec![a, b] })
+            .await;
+    }
+
     /// A user registered or changed their profile (for search).
     pub async fn user_changed(&self, profile: &messaging::Profile) {
         self.publish(Event::UserChanged {
