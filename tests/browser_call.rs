@@ -168,3 +168,16 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
     assert!(switches("reason=\"initial\"") >= 3, "{metrics}");
     assert_room_spanned_two_workers(&gax, false);
 }
+
+/// The messenger in two Chromium pages: sign up (form and hook), friends and presence, a group
+/// that appears live on the other page, typing, a message typed and sent through the UI that
+/// shows on the other page, read marks, search by another word form, a call from the chat.
+#[test]
+fn two_people_chat_in_the_web_client() {
+    let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    if e2e_dir().is_none() {
+        return;
+    }
+    let gax = common::Gax::start(&[]);
+    run_scenario(&gax, "messenger", "", serde_json::json!({}));
+}

@@ -213,6 +213,8 @@ fn http_errors_are_json() {
     assert!(head.contains("text/html"));
     assert!(body.contains("/app.js"));
     assert_eq!(gax.get("/app.js").0, 200);
+    assert_eq!(gax.get("/chat.js").0, 200, "the messenger's script");
+    assert_eq!(gax.get("/chat.css").0, 200);
     assert_eq!(gax.get("/app.css").0, 200);
 }
 

@@ -186,7 +186,8 @@ fn rand_suffix() -> u32 {
     h.finish() as u32
 }
 
-/// The embedded web client.
+/// The embedded web client: the call page (`app.*`) and the messenger (`chat.*`), one
+/// `index.html` that shows whichever the URL asks for.
 pub mod web {
     use axum::http::header;
     use axum::response::IntoResponse;
@@ -194,32 +195,32 @@ pub mod web {
     const INDEX: &str = include_str!("../web/index.html");
     const APP_JS: &str = include_str!("../web/app.js");
     const APP_CSS: &str = include_str!("../web/app.css");
+    const CHAT_JS: &str = include_str!("../web/chat.js");
+    const CHAT_CSS: &str = include_str!("../web/chat.css");
+
+    fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+    }
 
     pub async fn index() -> impl IntoResponse {
-        (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            INDEX,
-        )
+        asset("text/html; charset=utf-8", INDEX)
     }
     pub async fn app_js() -> impl IntoResponse {
-        (
-            [
-                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            APP_JS,
-        )
+        asset("text/javascript; charset=utf-8", APP_JS)
     }
     pub async fn app_css() -> impl IntoResponse {
-        (
-            [
-                (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            APP_CSS,
-        )
+        asset("text/css; charset=utf-8", APP_CSS)
+    }
+    pub async fn chat_js() -> impl IntoResponse {
+        asset("text/javascript; charset=utf-8", CHAT_JS)
+    }
+    pub async fn chat_css() -> impl IntoResponse {
+        asset("text/css; charset=utf-8", CHAT_CSS)
     }
 }

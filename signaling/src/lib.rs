@@ -140,6 +140,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(http::web::index))
         .route("/app.js", get(http::web::app_js))
         .route("/app.css", get(http::web::app_css))
+        .route("/chat.js", get(http::web::chat_js))
+        .route("/chat.css", get(http::web::chat_css))
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
         .route("/api/dev/token", get(http::dev_token))

@@ -5,6 +5,9 @@
 //   and the others see it; one leaves and the others see it go (tile and m-lines); a fourth
 //   joins later publishing H.264 only, and everyone receives everyone.
 // - dev-two-tabs: `gax serve --dev`, two pages without tokens (the page fetches one).
+// - messenger: two pages of the messenger at `/` sign up, become friends, share a group; a
+//   message typed into the send box appears on the other page, typing and read marks show,
+//   search finds it, and a call started from the chat opens the call room.
 // Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
 //      CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
@@ -362,7 +365,82 @@ async function simulcastLayers() {
   log("metrics", { layers });
 }
 
+// Messenger page of `name` (no room in the URL: the chat UI).
+async function openMessenger(name) {
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const page = await ctx.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") log("console error", { name, text: m.text() });
+  });
+  page.on("pageerror", (e) => log("page error", { name, text: String(e) }));
+  await page.goto(`${base}/`);
+  pages.set(name, page);
+  return page;
+}
+
+async function waitFor(name, what, fn, arg, timeoutMs = 10_000) {
+  const page = pages.get(name);
+  try {
+    await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
+  } catch (e) {
+    const state = await page.evaluate(() => window.gaxChat && window.gaxChat.state()).catch(() => null);
+    fail(`${name}: ${what}`, { state });
+  }
+}
+
+async function messenger() {
+  const alice = await openMessenger("alice");
+  const bob = await openMessenger("bob");
+  // Sign up through the form on one page, through the hook on the other.
+  await alice.fill("#auth-user", "alice");
+  await alice.fill("#auth-pass", "password-alice");
+  await alice.click("#auth-register");
+  await waitFor("alice", "signed up and connected", () => window.gaxChat.state().synced);
+  await bob.evaluate(() => window.gaxChat.register("bob", "password-bob", "Bob B."));
+  await waitFor("bob", "signed up and connected", () => window.gaxChat.state().synced);
+
+  // Friends: alice asks, bob accepts; both see each other online.
+  await alice.evaluate(() => window.gaxChat.addFriend("bob"));
+  await bob.waitForTimeout(300);
+  await bob.evaluate(async () => {
+    const s = await window.gaxChat.api("GET", "/api/friends");
+    await window.gaxChat.accept(s.incoming[0].id);
+  });
+  await waitFor("alice", "bob is a friend and online", () => {
+    const s = window.gaxChat.state();
+    return s.friends && (s.friends.friends || s.friends).length > 0 && s.online.length > 0;
+  }, undefined, 15_000);
+
+  // A group; bob learns of it live.
+  const chat = await alice.evaluate(async () => (await window.gaxChat.createGroup("Weekend", ["bob"])).id);
+  await alice.evaluate((id) => window.gaxChat.open(id), chat);
+  await waitFor("bob", "the new group appears", (id) => window.gaxChat.state().chats.some((c) => c.id === id), chat);
+  await bob.evaluate((id) => window.gaxChat.open(id), chat);
+
+  // Typing in alice's send box shows on bob's page; sending shows the message there.
+  await alice.click("#composer-text");
+  await alice.keyboard.type("Встречаемся в библиотеке", { delay: 20 });
+  await waitFor("bob", "typing indicator", () => !!window.gaxChat.state().typing);
+  await alice.keyboard.press("Enter");
+  await waitFor("bob", "the message arrives", () =>
+    window.gaxChat.state().messages.some((m) => m.text === "Встречаемся в библиотеке"));
+  await waitFor("bob", "the message is on screen", () => document.body.innerText.includes("Встречаемся в библиотеке"));
+  // Bob has the chat open: alice sees her message read.
+  await waitFor("alice", "read mark", () => window.gaxChat.state().messages.some((m) => m.read));
+
+  // Search finds it by another word form.
+  const hits = await bob.evaluate(() => window.gaxChat.search("библиотека"));
+  if (!hits.some((h) => h.kind === "message" && h.chat === chat)) fail("search did not find the message", { hits });
+
+  // A call from the chat: the call page with the chat's room and a token.
+  const call = await bob.evaluate(() => window.gaxChat.call(false));
+  const url = typeof call === "string" ? call : call && call.url;
+  if (!url || !url.includes(`room=chat-${chat}`) || !url.includes("autojoin=1")) fail("call url", { call });
+  log("messenger", { chat, hits: hits.length, call: url.slice(0, 40) });
+}
+
 const scenarios = {
+  messenger,
   "three-then-four": threeThenFour,
   "dev-two-tabs": devTwoTabs,
   simulcast: simulcastLayers,
