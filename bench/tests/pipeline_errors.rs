@@ -71,3 +71,42 @@ fn garbage_from_a_connected_publisher_is_counted_and_forwarding_continues() {
         "no session was dropped"
     );
 }
+
+/// Retransmissions come on the publisher's RTX SSRC, which is not a stream of its own: they
+/// must not be counted as unknown SSRCs. Packets the network "lost" are NACKed by the server,
+/// resent by the publisher on RTX, and reach the subscriber.
+#[test]
+fn retransmissions_are_not_unknown_ssrcs() {
+    let mut room = InMemoryRoom::new(1).expect("room connects");
+    let mut lost = 0;
+    for i in 0..200 {
+        let p = room.publisher_packet().unwrap();
+        if i % 20 == 10 {
+            lost += 1; // never reaches the server
+        } else {
+            let out = room.forward_collect(&p);
+            room.deliver(out).unwrap();
+        }
+        if i % 8 == 0 {
+            room.settle().unwrap();
+        }
+    }
+    for _ in 0..20 {
+        room.advance(std::time::Duration::from_millis(20)).unwrap();
+    }
+    let stats = room.core_mut().session_stats(0);
+    let nacks_sent: u64 = stats
+        .iter()
+        .filter(|s| s.rtp_published > 0)
+        .map(|s| s.feedback.nacks_sent)
+        .sum();
+    assert!(
+        nacks_sent > 0,
+        "the server asked for the {lost} lost packets"
+    );
+    assert_eq!(
+        room.stats().dropped_unknown_ssrc.get(),
+        0,
+        "RTX counted as unknown"
+    );
+}

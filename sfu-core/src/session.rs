@@ -196,6 +196,8 @@ pub struct Session {
     closed: bool,
     /// DTLS is up (SRTP keys exist): from then on, RTP str0m cannot place is an unknown SSRC.
     connected: bool,
+    /// Retransmission SSRCs of streams we receive (known, not counted as unknown).
+    rtx_ssrcs: Vec<u32>,
     /// Latest cumulative RTCP feedback counts per stream, from str0m's once-a-second stats.
     feedback: Vec<StreamFeedback>,
     rtt: Option<Duration>,
@@ -278,6 +280,7 @@ impl Session {
             events: VecDeque::new(),
             closed: false,
             connected: false,
+            rtx_ssrcs: Vec::new(),
             feedback: Vec::new(),
             rtt: None,
         })
@@ -412,12 +415,31 @@ impl Session {
         // routed, so the steady path pays one scan of a short list) and say so.
         if let Some(ssrc) = rtp_ssrc(data).filter(|_| self.connected) {
             if !self.ssrc_routes.iter().any(|r| *r.ssrc == ssrc)
-                && self.rtc.direct_api().stream_rx(&ssrc.into()).is_none()
+                && !self.rtx_ssrcs.contains(&ssrc)
+                && !self.knows_ssrc(ssrc)
             {
                 return Err(SessionError::UnknownSsrc(ssrc));
             }
         }
         Ok(())
+    }
+
+    /// Whether str0m receives `ssrc`: a stream of its own, or the retransmission (RTX) SSRC
+    /// of one (remembered, so the check runs once per RTX stream).
+    fn knows_ssrc(&mut self, ssrc: u32) -> bool {
+        let mut api = self.rtc.direct_api();
+        if api.stream_rx(&ssrc.into()).is_some() {
+            return true;
+        }
+        let is_rtx = self.ssrc_routes.iter().any(|r| {
+            api.stream_rx(&r.ssrc)
+                .and_then(|s| s.rtx())
+                .is_some_and(|x| *x == ssrc)
+        });
+        if is_rtx {
+            self.rtx_ssrcs.push(ssrc);
+        }
+        is_rtx
     }
 
     /// Advances timers to `now`.
