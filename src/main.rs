@@ -122,6 +122,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.data_dir,
         config.redis_url.as_deref(),
         &config.redis_prefix,
+        &store,
     )
     .await
     .context("starting the messenger (bus, presence, search)")?;

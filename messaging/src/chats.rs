@@ -107,10 +107,10 @@ pub struct ChatSummary {
     pub peer: Option<UserId>,
 }
 
-const CHAT_COLUMNS: &str =
+pub(crate) const CHAT_COLUMNS: &str =
     "c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq, c.last_activity_at";
 
-fn chat_from_row(row: &AnyRow) -> Result<Chat, StoreError> {
+pub(crate) fn chat_from_row(row: &AnyRow) -> Result<Chat, StoreError> {
     Ok(Chat {
         id: ChatId(row.try_get("id")?),
         kind: ChatKind::parse(&row.try_get::<String, _>("kind")?)?,

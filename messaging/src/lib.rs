@@ -86,6 +86,7 @@ pub mod auth;
 pub mod bus;
 pub mod chats;
 pub mod error;
+pub mod export;
 pub mod friends;
 pub mod messages;
 pub mod presence;

@@ -92,10 +92,11 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
-const MESSAGE_COLUMNS: &str = "id, chat_id, seq, sender_id, body, attachments, client_key, \
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, chat_id, seq, sender_id, body, attachments, client_key, \
                                created_at, edited_at, deleted_at";
 
-fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
+pub(crate) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let attachments: String = row.try_get("attachments")?;
     Ok(Message {
         id: MessageId(row.try_get("id")?),

@@ -33,6 +33,10 @@ pub enum MessengerError {
     Presence(#[from] messaging::presence::PresenceError),
     #[error("search index: {0}")]
     Search(#[from] messaging::search::SearchError),
+    #[error("reading the store for the search index: {0}")]
+    Store(#[from] StoreError),
+    #[error("search index task: {0}")]
+    Task(String),
 }
 
 /// Bus, presence, search and live delivery of one node.
@@ -48,10 +52,16 @@ pub struct Messenger {
 impl Messenger {
     /// Starts the messenger: on Redis (`redis_url`, keys under `prefix`) when given, else in
     /// process; the search index lives in `data_dir/search`.
+    ///
+    /// With the in-process bus nothing replays what the index missed (a process killed after
+    /// a database commit but before the index's next commit, or a fresh index), so the index
+    /// is brought up to date from the store here, before the node serves anyone. On Redis the
+    /// indexer resumes from its last committed stream position instead.
     pub async fn start(
         data_dir: &Path,
         redis_url: Option<&str>,
         prefix: &str,
+        store: &messaging::Store,
     ) -> Result<Messenger, MessengerError> {
         let (bus, presence) = match redis_url {
             Some(url) => (
@@ -62,6 +72,9 @@ impl Messenger {
         };
         let presence = presence.publishing_to(bus.clone());
         let search = SearchIndex::open_in_dir(&data_dir.join("search"))?;
+        if redis_url.is_none() {
+            reindex(store, &search).await?;
+        }
         let indexer = Indexer::start(search.clone(), &bus).await?;
         let hub = Arc::new(Hub::default());
         let mut subscription = bus.subscribe().await?;
@@ -111,6 +124,65 @@ impl Messenger {
             }
         }
     }
+}
+
+/// Applies the whole store to the search index (idempotent: each document is replaced by
+/// key) and commits.
+async fn reindex(store: &messaging::Store, search: &SearchIndex) -> Result<(), MessengerError> {
+    let started = std::time::Instant::now();
+    let mut after = 0;
+    loop {
+        let page = store.export_users(after).await?;
+        for u in &page {
+            search.apply(&Event::UserChanged {
+                user: u.id,
+                username: u.username.clone(),
+                display_name: u.display_name.clone(),
+            })?;
+        }
+        match page.last() {
+            Some(u) => after = u.id.0,
+            None => break,
+        }
+    }
+    after = 0;
+    loop {
+        let page = store.export_chats(after).await?;
+        for c in &page {
+            search.apply(&Event::ChatChanged {
+                chat: c.id,
+                members: Vec::new(),
+                title: c.title.clone(),
+            })?;
+        }
+        match page.last() {
+            Some(c) => after = c.id.0,
+            None => break,
+        }
+    }
+    after = 0;
+    let mut messages = 0usize;
+    loop {
+        let page = store.export_messages(after).await?;
+        for m in &page {
+            search.apply(&Event::MessageCreated { message: m.clone() })?;
+        }
+        messages += page.len();
+        match page.last() {
+            Some(m) => after = m.id.0,
+            None => break,
+        }
+    }
+    let index = search.clone();
+    tokio::task::spawn_blocking(move || index.commit())
+        .await
+        .map_err(|e| MessengerError::Task(e.to_string()))??;
+    tracing::info!(
+        messages,
+        ms = started.elapsed().as_millis() as u64,
+        "search index brought up to date from the store"
+    );
+    Ok(())
 }
 
 impl App {
