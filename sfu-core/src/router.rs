@@ -684,6 +684,64 @@ mod tests {
     }
 
     #[test]
+    fn proxies_of_remote_tracks_live_while_someone_here_consumes_them() {
+        let mut r = Router::new();
+        r.join("a", pid(1), Grants::default());
+        r.join(
+            "a",
+            pid(2),
+            Grants {
+                publish: true,
+                subscribe: false,
+            },
+        );
+        r.join("b", pid(3), Grants::default());
+        assert_eq!(r.subscribers_in("a"), vec![pid(1)], "2 may not subscribe");
+        assert!(r.subscribers_in("nowhere").is_empty());
+
+        // Participant 9 publishes on worker 4, in room a.
+        let key = ProducerKey {
+            owner: pid(9),
+            media: test_media_id("0"),
+        };
+        assert!(r.add_proxy(key, Kind::Audio, 4, "a"));
+        assert!(!r.add_proxy(key, Kind::Audio, 4, "a"), "once");
+        assert_eq!(r.producer_mut(&key).unwrap().origin_worker(), Some(4));
+        let tag = r.add_consumer(key, pid(1)).unwrap();
+        r.consumer_offered(pid(1), tag, test_media_id("7")).unwrap();
+        assert!(r.take_idle_proxies().is_empty(), "1 consumes it");
+
+        // Its level counts in room a's speaker detection (members 1 and 2 are told).
+        let t0 = Instant::now();
+        let mut told = None;
+        for i in 0..50 {
+            if let Some(change) =
+                r.on_proxy_audio_level(t0 + Duration::from_millis(20 * i), &key, -20)
+            {
+                told = Some(change);
+            }
+        }
+        let (members, speaker) = told.expect("a speaker change");
+        assert_eq!((members, speaker), (vec![pid(1), pid(2)], Some(pid(9))));
+
+        // The track goes away on its origin: 1's consumer stops, the speaker is cleared.
+        let dep = r.remove_proxy(&key).unwrap();
+        assert_eq!(dep.stop, vec![(pid(1), tag, Some(test_media_id("7")))]);
+        assert_eq!(dep.speaker_cleared, vec![pid(1), pid(2)]);
+        assert!(r.remove_proxy(&key).is_none());
+
+        // A proxy whose last consumer left is released, with its origin to tell.
+        assert!(r.add_proxy(key, Kind::Video, 4, "a"));
+        r.add_consumer(key, pid(1)).unwrap();
+        r.leave(pid(1));
+        assert_eq!(r.take_idle_proxies(), vec![(key, 4)]);
+        assert!(r.producer_mut(&key).is_none());
+        // A local producer is never taken for a proxy.
+        r.add_producer(pid(3), test_media_id("1"), Kind::Video);
+        assert!(r.take_idle_proxies().is_empty());
+    }
+
+    #[test]
     fn audio_producers_never_ask_for_keyframes() {
         let mut r = Router::new();
         r.join("a", pid(1), Grants::default());
