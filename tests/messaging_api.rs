@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::register;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
@@ -81,21 +82,6 @@ fn rand_suffix() -> String {
         .unwrap()
         .subsec_nanos();
     format!("{n:x}")
-}
-
-/// Registers `name` (password "password-{name}") and returns (access token, user id).
-fn register(gax: &common::Gax, name: &str) -> (String, i64) {
-    let (status, body) = gax.api(
-        "POST",
-        "/api/auth/register",
-        None,
-        Some(json!({ "username": name, "password": format!("password-{name}") })),
-    );
-    assert_eq!(status, 201, "{body}");
-    (
-        body["access_token"].as_str().unwrap().to_owned(),
-        body["user"]["id"].as_i64().unwrap(),
-    )
 }
 
 fn error_code(body: &Value) -> &str {

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Gax;
+use common::{register, Gax};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -20,21 +20,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Registers `name` and returns (access token, user id).
-fn register(gax: &Gax, name: &str) -> (String, i64) {
-    let (status, body) = gax.api(
-        "POST",
-        "/api/auth/register",
-        None,
-        Some(json!({ "username": name, "password": format!("password-{name}") })),
-    );
-    assert_eq!(status, 201, "{body}");
-    (
-        body["access_token"].as_str().unwrap().to_owned(),
-        body["user"]["id"].as_i64().unwrap(),
-    )
-}
 
 fn group(gax: &Gax, owner: &str, members: &[i64]) -> i64 {
     let (s, chat) = gax.api(

@@ -145,22 +145,7 @@ impl Gax {
 
 /// A minimal HTTP/1.1 GET: (status, headers, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head.to_owned(), body.to_owned()))
+    http_request(addr, "GET", path, None, None, b"")
 }
 
 /// A minimal HTTP/1.1 request with an optional bearer token and JSON body:
@@ -213,4 +198,19 @@ impl Gax {
         let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         (status, json)
     }
+}
+
+/// Registers `name` (password "password-{name}") over REST; returns (access token, user id).
+pub fn register(gax: &Gax, name: &str) -> (String, i64) {
+    let (status, body) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(serde_json::json!({ "username": name, "password": format!("password-{name}") })),
+    );
+    assert_eq!(status, 201, "{body}");
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["user"]["id"].as_i64().unwrap(),
+    )
 }
