@@ -14,6 +14,7 @@ pub mod messenger;
 pub mod metrics;
 pub mod protocol;
 pub mod rooms;
+pub mod whip;
 pub mod ws;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,8 @@ pub struct App {
     pub limiter: messaging::LoginLimiter,
     /// Event bus, presence, search and live delivery.
     pub messenger: messenger::Messenger,
+    /// Live WHIP publishers.
+    pub whip: whip::WhipSessions,
     pub rooms: rooms::Rooms,
     /// Development mode: `/api/dev/token` hands out tokens.
     pub dev: bool,
@@ -115,6 +118,7 @@ impl App {
             store,
             limiter: messaging::LoginLimiter::default(),
             messenger,
+            whip: whip::WhipSessions::default(),
             rooms: rooms::Rooms::default(),
             dev: options.dev,
             stats: SignalingStats::default(),
@@ -146,6 +150,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(http::metrics))
         .route("/api/dev/token", get(http::dev_token))
         .route("/ws", get(ws::upgrade))
+        .route("/whip/{room}", axum::routing::post(whip::publish))
+        .route("/whip/{room}/{session}", axum::routing::delete(whip::stop))
         .fallback(http::not_found)
         .with_state(app)
 }

@@ -405,12 +405,12 @@ fn sfu_end(e: SfuError) -> End {
 }
 
 /// Leaves the media plane and the room however the connection ends (even on panic).
-struct Departure {
-    app: Arc<App>,
-    room: String,
-    id: String,
-    placement: sfu_core::Placement,
-    published: Vec<Track>,
+pub(crate) struct Departure {
+    pub(crate) app: Arc<App>,
+    pub(crate) room: String,
+    pub(crate) id: String,
+    pub(crate) placement: sfu_core::Placement,
+    pub(crate) published: Vec<Track>,
 }
 
 impl Drop for Departure {

@@ -1,0 +1,259 @@
+//! WHIP ingest (RFC 9725): `POST /whip/{room}` publishes into a call room with one HTTP
+//! request, for broadcasters (OBS, GStreamer's `whipclientsink`, `simple-whip-client`).
+//!
+//! The request carries the SDP offer (`Content-Type: application/sdp`) and a call token
+//! (`Authorization: Bearer`) that grants the room and publishing. The answer comes back as
+//! `201 Created` with the session's URL in `Location`; `DELETE` on that URL ends it. The
+//! publisher joins the room like a call participant that only publishes: the others see it
+//! join and its tracks appear. A session ends on `DELETE`, when its media connection ends, or
+//! when its media never connects within the media timeout; everything it held is freed then.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sfu_core::{Grants, PeerEvent};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::http::{bearer_token, ApiError};
+use crate::protocol::{ParticipantInfo, ServerMessage, Track};
+use crate::ws::Departure;
+use crate::App;
+
+/// Largest SDP offer accepted.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+struct Session {
+    room: String,
+    /// The token subject that created it (only it may end it).
+    owner: String,
+    stop: oneshot::Sender<()>,
+}
+
+/// The live WHIP sessions, by id.
+#[derive(Default)]
+pub struct WhipSessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl WhipSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn checked_claims(app: &App, headers: &HeaderMap) -> Result<messaging::auth::Claims, ApiError> {
+    let token = bearer_token(headers)
+        .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <call token>".into()))?;
+    app.tokens
+        .verify(&token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
+/// `POST /whip/{room}`: publish into `room`.
+pub async fn publish(
+    State(app): State<Arc<App>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let claims = checked_claims(&app, &headers)?;
+    if claims.room.as_deref() != Some(room.as_str()) {
+        return Err(ApiError::Forbidden(format!(
+            "the token does not grant room {room:?}"
+        )));
+    }
+    if !claims.can_publish {
+        return Err(ApiError::Forbidden(
+            "the token does not allow publishing".into(),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+    {
+        return Err(ApiError::Coded {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: "send the offer as Content-Type: application/sdp".into(),
+        });
+    }
+    if body.len() > MAX_OFFER_BYTES {
+        return Err(ApiError::Coded {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "offer_too_large",
+            message: format!("the offer is larger than {MAX_OFFER_BYTES} bytes"),
+        });
+    }
+    let offer = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the offer is not UTF-8".into()))?;
+    if !offer
+        .lines()
+        .any(|l| l.starts_with("m=audio") || l.starts_with("m=video"))
+    {
+        return Err(ApiError::BadRequest(
+            "the offer has no audio or video".into(),
+        ));
+    }
+
+    let grants = Grants {
+        publish: true,
+        subscribe: false,
+    };
+    let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
+    let joined = app
+        .sfu
+        .join(&room, grants, offer, peer_tx)
+        .await
+        .map_err(|e| match e.is_client_error() {
+            true => ApiError::BadRequest(format!("the offer was refused: {e}")),
+            false => ApiError::Internal(e.to_string()),
+        })?;
+    // Nothing we can forward (every m-line refused, e.g. only codecs we do not support).
+    if !accepts_media(&joined.answer) {
+        app.sfu.leave(joined.placement, &room);
+        return Err(ApiError::BadRequest(
+            "none of the offered media can be received (supported: Opus, VP8, H.264)".into(),
+        ));
+    }
+
+    let id = joined.placement.participant.to_string();
+    let session = format!("{id}-{:016x}", rand::random::<u64>());
+    let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
+    // A WHIP publisher gets no room broadcasts; it only shows up in them.
+    let (room_tx, _) = mpsc::unbounded_channel();
+    app.rooms.enter(
+        &room,
+        ParticipantInfo {
+            id: id.clone(),
+            identity: claims.sub.clone(),
+            name,
+            audio_muted: false,
+            video_muted: false,
+        },
+        room_tx,
+    );
+    let (stop_tx, mut stop_rx) = oneshot::channel();
+    app.whip.lock().insert(
+        session.clone(),
+        Session {
+            room: room.clone(),
+            owner: claims.sub.clone(),
+            stop: stop_tx,
+        },
+    );
+    tracing::info!(%room, participant = %id, "WHIP publisher joined");
+
+    let task_app = app.clone();
+    let task_session = session.clone();
+    let task_room = room.clone();
+    tokio::spawn(async move {
+        let mut guard = Departure {
+            app: task_app.clone(),
+            room: task_room.clone(),
+            id: id.clone(),
+            placement: joined.placement,
+            published: Vec::new(),
+        };
+        let media_deadline = tokio::time::sleep(task_app.media_timeout);
+        tokio::pin!(media_deadline);
+        let mut media_up = false;
+        let mut shutdown = task_app.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                _ = &mut media_deadline, if !media_up => {
+                    tracing::info!(room = %task_room, participant = %id, "WHIP media never connected");
+                    break;
+                }
+                _ = shutdown.changed() => break,
+                ev = peer_rx.recv() => match ev {
+                    Some(PeerEvent::Connected) => media_up = true,
+                    Some(PeerEvent::Published(t)) => {
+                        let track = Track { mid: t.mid, participant: id.clone(), kind: t.kind.into() };
+                        guard.published.push(track.clone());
+                        task_app.rooms.broadcast(&task_room, &id, &ServerMessage::TrackPublished { track });
+                    }
+                    Some(PeerEvent::Closed) | None => break,
+                    Some(_) => {}
+                },
+            }
+        }
+        task_app.whip.lock().remove(&task_session);
+        drop(guard);
+    });
+
+    let location = format!("/whip/{room}/{session}");
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, location),
+        ],
+        joined.answer,
+    )
+        .into_response())
+}
+
+/// `DELETE /whip/{room}/{session}`: end a session (its creator only).
+pub async fn stop(
+    State(app): State<Arc<App>>,
+    Path((room, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let claims = checked_claims(&app, &headers)?;
+    let mut sessions = app.whip.lock();
+    match sessions.get(&session) {
+        Some(s) if s.room == room && s.owner == claims.sub => {}
+        Some(s) if s.room == room => {
+            return Err(ApiError::Forbidden(
+                "this session belongs to someone else".into(),
+            ))
+        }
+        _ => return Err(ApiError::NotFound("no such WHIP session".into())),
+    }
+    if let Some(s) = sessions.remove(&session) {
+        let _ = s.stop.send(());
+    }
+    Ok(StatusCode::OK)
+}
+
+/// True if the answer accepts at least one audio or video m-line (port not 0).
+fn accepts_media(answer: &str) -> bool {
+    answer.lines().any(|l| {
+        (l.starts_with("m=audio ") || l.starts_with("m=video "))
+            && l.split_whitespace().nth(1).is_some_and(|port| port != "0")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_refusing_every_m_line_accepts_nothing() {
+        assert!(accepts_media("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
+        assert!(!accepts_media("v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n"));
+        assert!(!accepts_media(
+            "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! WHIP ingest (`POST /whip/{room}`, `DELETE` on the session URL) against a real `gax serve`:
+//! the success path with a real WebRTC offer, and every refusal with its status; sessions are
+//! freed on DELETE and when their media never connects.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{http_request, Gax};
+use str0m::change::SdpOffer;
+use str0m::media::{Direction, MediaKind};
+use str0m::{Candidate, Rtc};
+
+/// A publisher's offer: send-only audio and video (what a WHIP client sends).
+fn offer() -> String {
+    sfu_core::session::init_crypto();
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _pending) = api.apply().expect("an offer");
+    let sdp = offer.to_sdp_string();
+    assert!(SdpOffer::from_sdp_string(&sdp).is_ok());
+    sdp
+}
+
+fn post(
+    gax: &Gax,
+    room: &str,
+    token: Option<&str>,
+    ct: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    http_request(
+        gax.http,
+        "POST",
+        &format!("/whip/{room}"),
+        token,
+        ct,
+        body.as_bytes(),
+    )
+    .unwrap()
+}
+
+fn delete(gax: &Gax, path: &str, token: Option<&str>) -> u16 {
+    http_request(gax.http, "DELETE", path, token, None, b"")
+        .unwrap()
+        .0
+}
+
+/// The live media sessions on every worker.
+fn sessions(gax: &Gax) -> u64 {
+    let (_, _, metrics) = gax.get("/metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("gax_media_sessions{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn wait_sessions(gax: &Gax, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while sessions(gax) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{} media sessions, expected {n}",
+            sessions(gax)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_owned())
+        })
+        .expect("a Location header")
+}
+
+#[test]
+fn a_whip_publisher_joins_and_is_freed_on_delete() {
+    let gax = Gax::start(&[]);
+    let token = gax.token(&["--room", "stage", "--identity", "obs", "--name", "OBS"]);
+    let (status, head, answer) = post(
+        &gax,
+        "stage",
+        Some(&token),
+        Some("application/sdp"),
+        &offer(),
+    );
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/sdp"),
+        "{head}"
+    );
+    assert!(
+        answer.starts_with("v=0") && answer.contains("m=video") && answer.contains("a=ice-lite")
+    );
+    let url = location(&head);
+    assert!(url.starts_with("/whip/stage/"), "{url}");
+    wait_sessions(&gax, 1, Duration::from_secs(2));
+
+    // Only its creator may end it.
+    let other = gax.token(&["--room", "stage", "--identity", "mallory"]);
+    assert_eq!(delete(&gax, &url, Some(&other)), 403);
+    assert_eq!(delete(&gax, &url, None), 401);
+    assert_eq!(
+        delete(&gax, "/whip/stage/p999-0000000000000000", Some(&token)),
+        404
+    );
+    assert_eq!(delete(&gax, &url, Some(&token)), 200);
+    wait_sessions(&gax, 0, Duration::from_secs(5));
+    assert_eq!(delete(&gax, &url, Some(&token)), 404, "gone");
+}
+
+#[test]
+fn a_whip_session_whose_media_never_connects_is_freed() {
+    let gax = Gax::start(&["--media-timeout", "1s"]);
+    let token = gax.token(&["--room", "stage", "--identity", "obs"]);
+    let (status, head, _) = post(
+        &gax,
+        "stage",
+        Some(&token),
+        Some("application/sdp"),
+        &offer(),
+    );
+    assert_eq!(status, 201);
+    wait_sessions(&gax, 1, Duration::from_secs(2));
+    wait_sessions(&gax, 0, Duration::from_secs(10));
+    assert_eq!(delete(&gax, &location(&head), Some(&token)), 404);
+}
+
+#[test]
+fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
+    let gax = Gax::start(&[]);
+    let token = gax.token(&["--room", "stage", "--identity", "obs"]);
+    let viewer = gax.token(&["--room", "stage", "--identity", "v", "--no-publish"]);
+    let elsewhere = gax.token(&["--room", "other", "--identity", "x"]);
+    let sdp = offer();
+    let no_media = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+    // (token, content type, body, expected status, what)
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, u16, &'a str);
+    let cases: [Case; 7] = [
+        (None, Some("application/sdp"), &sdp, 401, "no token"),
+        (
+            Some("garbage"),
+            Some("application/sdp"),
+            &sdp,
+            401,
+            "bad token",
+        ),
+        (
+            Some(&elsewhere),
+            Some("application/sdp"),
+            &sdp,
+            403,
+            "another room",
+        ),
+        (
+            Some(&viewer),
+            Some("application/sdp"),
+            &sdp,
+            403,
+            "may not publish",
+        ),
+        (
+            Some(&token),
+            Some("application/json"),
+            &sdp,
+            415,
+            "wrong content type",
+        ),
+        (
+            Some(&token),
+            Some("application/sdp"),
+            no_media,
+            400,
+            "no media",
+        ),
+        (
+            Some(&token),
+            Some("application/sdp"),
+            "v=0\r\nm=video garbage\r\n",
+            400,
+            "garbage SDP",
+        ),
+    ];
+    for (tok, ct, body, expected, what) in cases {
+        let (status, _, text) = post(&gax, "stage", tok, ct, body);
+        assert_eq!(status, expected, "{what}: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+        assert!(
+            json["error"].is_string() && json["message"].is_string(),
+            "{what}: {json}"
+        );
+    }
+    let huge = "x".repeat(70 * 1024);
+    let (status, _, _) = post(&gax, "stage", Some(&token), Some("application/sdp"), &huge);
+    assert_eq!(status, 413);
+    assert_eq!(sessions(&gax), 0, "nothing left allocated");
+}
