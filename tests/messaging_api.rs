@@ -562,6 +562,12 @@ fn the_openapi_document_describes_every_route() {
         ("/api/chats/{chat}/read", "post"),
         ("/api/chats/{chat}/call", "post"),
         ("/api/search", "get"),
+        ("/healthz", "get"),
+        ("/metrics", "get"),
+        ("/api/dev/token", "get"),
+        ("/ws", "get"),
+        ("/whip/{room}", "post"),
+        ("/whip/{room}/{session}", "delete"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in expected {

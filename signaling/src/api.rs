@@ -103,6 +103,12 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(mark_read))
         .routes(routes!(chat_call))
         .routes(routes!(search))
+        .routes(routes!(crate::http::healthz))
+        .routes(routes!(crate::http::metrics))
+        .routes(routes!(crate::http::dev_token))
+        .routes(routes!(crate::ws::upgrade))
+        .routes(routes!(crate::whip::publish))
+        .routes(routes!(crate::whip::stop))
 }
 
 impl From<StoreError> for ApiError {

@@ -67,6 +67,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Liveness: `{"status": "ok"}` while the server runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server is up")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -76,6 +79,9 @@ pub async fn not_found() -> ApiError {
 }
 
 /// `GET /metrics` in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Counters in Prometheus text format (docs/operations.md)",
+        content_type = "text/plain")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let mut out = String::new();
     let stats = app.sfu.worker_stats();
@@ -145,6 +151,12 @@ pub struct DevTokenQuery {
 }
 
 /// `GET /api/dev/token?room=R&name=N`: a one-hour token, only in development mode.
+#[utoipa::path(get, path = "/api/dev/token", tag = "calls",
+    params(("room" = String, Query, description = "The call room"),
+        ("name" = Option<String>, Query, description = "Display name")),
+    responses((status = 200, description = "`{token, room, name}`"),
+        (status = 400, body = crate::api::ErrorBody),
+        (status = 404, description = "Not in development mode", body = crate::api::ErrorBody)))]
 pub async fn dev_token(
     State(app): State<Arc<App>>,
     query: Result<Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,

@@ -146,12 +146,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/app.css", get(http::web::app_css))
         .route("/chat.js", get(http::web::chat_js))
         .route("/chat.css", get(http::web::chat_css))
-        .route("/healthz", get(http::healthz))
-        .route("/metrics", get(http::metrics))
-        .route("/api/dev/token", get(http::dev_token))
-        .route("/ws", get(ws::upgrade))
-        .route("/whip/{room}", axum::routing::post(whip::publish))
-        .route("/whip/{room}/{session}", axum::routing::delete(whip::stop))
         .fallback(http::not_found)
         .with_state(app)
 }

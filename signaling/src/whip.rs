@@ -63,7 +63,19 @@ fn checked_claims(app: &App, headers: &HeaderMap) -> Result<messaging::auth::Cla
         .map_err(|e| ApiError::Unauthorized(e.to_string()))
 }
 
-/// `POST /whip/{room}`: publish into `room`.
+/// `POST /whip/{room}`: publish into `room` (WHIP, RFC 9725).
+#[utoipa::path(post, path = "/whip/{room}", tag = "calls",
+    params(("room" = String, Path, description = "The call room (granted by the token)")),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The SDP answer; `Location` is the session URL", body = String, content_type = "application/sdp"),
+        (status = 400, description = "No media, unparsable, or nothing receivable", body = crate::api::ErrorBody),
+        (status = 401, body = crate::api::ErrorBody),
+        (status = 403, description = "Another room, or no publish grant", body = crate::api::ErrorBody),
+        (status = 413, body = crate::api::ErrorBody),
+        (status = 415, body = crate::api::ErrorBody),
+    ))]
 pub async fn publish(
     State(app): State<Arc<App>>,
     Path(room): Path<String>,
@@ -214,6 +226,12 @@ pub async fn publish(
 }
 
 /// `DELETE /whip/{room}/{session}`: end a session (its creator only).
+#[utoipa::path(delete, path = "/whip/{room}/{session}", tag = "calls",
+    params(("room" = String, Path), ("session" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Ended"), (status = 401, body = crate::api::ErrorBody),
+        (status = 403, description = "Someone else's session", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody)))]
 pub async fn stop(
     State(app): State<Arc<App>>,
     Path((room, session)): Path<(String, String)>,

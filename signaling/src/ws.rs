@@ -21,7 +21,10 @@ use crate::App;
 /// A client must send `join` this soon after connecting.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `GET /ws`: upgrades to the call protocol.
+/// `GET /ws`: upgrades to the call protocol (first message `join`) or the messenger session
+/// (first message `hello`); both are described in docs/protocol.md.
+#[utoipa::path(get, path = "/ws", tag = "calls",
+    responses((status = 101, description = "WebSocket: a call (`join`) or a messenger session (`hello`); docs/protocol.md")))]
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
