@@ -62,7 +62,6 @@ pub struct Joined {
 }
 
 /// Who sits where: participants per worker, and per room.
-#[derive(Default)]
 struct Places {
     load: Vec<usize>,
     /// Room -> members per worker.

@@ -130,49 +130,37 @@ impl Messenger {
 /// key) and commits.
 async fn reindex(store: &messaging::Store, search: &SearchIndex) -> Result<(), MessengerError> {
     let started = std::time::Instant::now();
-    let mut after = 0;
-    loop {
-        let page = store.export_users(after).await?;
-        for u in &page {
-            search.apply(&Event::UserChanged {
+    let apply = |e: Event| search.apply(&e).map(|_| ());
+    each_page(
+        |a| store.export_users(a),
+        |u| u.id.0,
+        |u| {
+            apply(Event::UserChanged {
                 user: u.id,
                 username: u.username.clone(),
                 display_name: u.display_name.clone(),
-            })?;
-        }
-        match page.last() {
-            Some(u) => after = u.id.0,
-            None => break,
-        }
-    }
-    after = 0;
-    loop {
-        let page = store.export_chats(after).await?;
-        for c in &page {
-            search.apply(&Event::ChatChanged {
+            })
+        },
+    )
+    .await?;
+    each_page(
+        |a| store.export_chats(a),
+        |c| c.id.0,
+        |c| {
+            apply(Event::ChatChanged {
                 chat: c.id,
                 members: Vec::new(),
                 title: c.title.clone(),
-            })?;
-        }
-        match page.last() {
-            Some(c) => after = c.id.0,
-            None => break,
-        }
-    }
-    after = 0;
-    let mut messages = 0usize;
-    loop {
-        let page = store.export_messages(after).await?;
-        for m in &page {
-            search.apply(&Event::MessageCreated { message: m.clone() })?;
-        }
-        messages += page.len();
-        match page.last() {
-            Some(m) => after = m.id.0,
-            None => break,
-        }
-    }
+            })
+        },
+    )
+    .await?;
+    let messages = each_page(
+        |a| store.export_messages(a),
+        |m| m.id.0,
+        |m| apply(Event::MessageCreated { message: m.clone() }),
+    )
+    .await?;
     let index = search.clone();
     tokio::task::spawn_blocking(move || index.commit())
         .await
@@ -183,6 +171,30 @@ async fn reindex(store: &messaging::Store, search: &SearchIndex) -> Result<(), M
         "search index brought up to date from the store"
     );
     Ok(())
+}
+
+/// Walks an export page by page (`fetch(after)` by ascending `id`), applying each item;
+/// returns how many there were.
+async fn each_page<T, Fut>(
+    fetch: impl Fn(i64) -> Fut,
+    id: impl Fn(&T) -> i64,
+    mut apply: impl FnMut(&T) -> Result<(), messaging::search::SearchError>,
+) -> Result<usize, MessengerError>
+where
+    Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let (mut after, mut n) = (0, 0);
+    loop {
+        let page = fetch(after).await?;
+        for item in &page {
+            apply(item)?;
+        }
+        n += page.len();
+        match page.last() {
+            Some(last) => after = id(last),
+            None => return Ok(n),
+        }
+    }
 }
 
 impl App {
@@ -227,10 +239,9 @@ impl App {
         Ok(seq)
     }
 
-    /// A chat was created, renamed or its members changed: announce it as it is now.
+    /// A chat was created, renamed or its members changed (by `me`): announce it as it is
+    /// now. Read without a membership check: whoever just left must hear of it too.
     pub async fn chat_changed(&self, me: UserId, chat: ChatId) {
-        // Read as a member; after leaving, read through another member's eyes is not possible,
-        // so fall back to the store's view of the chat for anyone still in it.
         let view = async {
             let c = self.store.chat_as_system(chat).await?;
             let members = self.store.members_as_system(chat).await?;
