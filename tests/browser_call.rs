@@ -6,52 +6,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-
-/// Browser tests run one at a time: two cores cannot host both scenarios' pages at once.
-static BROWSER: Mutex<()> = Mutex::new(());
-
-fn e2e_dir() -> Option<(PathBuf, String)> {
-    if std::env::var_os("GAX_SKIP_BROWSER_TESTS").is_some() {
-        eprintln!("SKIPPED: GAX_SKIP_BROWSER_TESTS is set");
-        return None;
-    }
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: run scripts/test (it installs it) or set CHROMIUM"
-    );
-    assert!(
-        e2e.join("node_modules/playwright-core").exists(),
-        "playwright-core missing: run `npm ci` in tests/e2e (scripts/test does it)"
-    );
-    Some((e2e, chromium))
-}
+use common::browser::{e2e_dir, BROWSER};
 
 /// Runs one scenario of call.mjs against `gax`; panics with the browser log on failure.
 fn run_scenario(gax: &common::Gax, scenario: &str, room: &str, tokens: serde_json::Value) {
-    let Some((e2e, chromium)) = e2e_dir() else {
-        return;
-    };
-    let out = Command::new("node")
-        .arg(e2e.join("call.mjs"))
-        .env("GAX_URL", format!("http://{}", gax.http))
-        .env("GAX_ROOM", room)
-        .env("GAX_SCENARIO", scenario)
-        .env("GAX_TOKENS", tokens.to_string())
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "browser scenario {scenario} failed (log above)"
+    common::browser::run_scenario(
+        "call.mjs",
+        &[
+            ("GAX_URL", format!("http://{}", gax.http)),
+            ("GAX_ROOM", room.to_owned()),
+            ("GAX_SCENARIO", scenario.to_owned()),
+            ("GAX_TOKENS", tokens.to_string()),
+        ],
     );
-    assert!(stdout.contains("\"PASS\""));
 }
 
 fn forwarded(gax: &common::Gax) -> u64 {

@@ -12,73 +12,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ws::{closed, connect, next, put, until, Ws};
 use common::{register, Gax};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use sqlx::Connection;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn group(gax: &Gax, owner: &str, members: &[i64]) -> i64 {
-    let (s, chat) = gax.api(
-        "POST",
-        "/api/chats",
-        Some(owner),
-        Some(json!({"kind": "group", "title": "team", "members": members})),
-    );
-    assert_eq!(s, 201, "{chat}");
-    chat["id"].as_i64().unwrap()
-}
-
-async fn connect(gax: &Gax) -> Ws {
-    tokio_tungstenite::connect_async(gax.ws_url())
-        .await
-        .expect("connect")
-        .0
-}
-
-async fn put(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into()))
-        .await
-        .expect("send");
-}
-
-/// The next JSON message, or the close code as `{"closed": code}`.
-async fn next(ws: &mut Ws) -> Value {
-    let read = async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).expect("JSON"),
-                Some(Ok(Message::Close(f))) => {
-                    return json!({ "closed": f.map(|f| u16::from(f.code)) })
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return json!({ "closed": null }),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("a message within 10 s")
-}
-
-/// Reads until a message of `kind`, returning the ones before it too.
-async fn until(ws: &mut Ws, kind: &str) -> (Vec<Value>, Value) {
-    let mut before = Vec::new();
-    loop {
-        let v = next(ws).await;
-        if v["type"] == kind {
-            return (before, v);
-        }
-        assert!(
-            v.get("closed").is_none(),
-            "closed while waiting for {kind}: {v}, after {before:?}"
-        );
-        before.push(v);
-    }
-}
 
 /// Opens a messenger session and reads through `synced`; returns the messages of the
 /// catch-up.
@@ -324,16 +262,6 @@ async fn bad_input_on_the_messenger_session_gets_close_codes() {
     }
 }
 
-/// Reads to the end of the session; the close code.
-async fn closed(ws: &mut Ws) -> Option<u16> {
-    loop {
-        let v = next(ws).await;
-        if let Some(code) = v.get("closed") {
-            return code.as_u64().map(|c| c as u16);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_messages_survive_a_sigkill() {
     let dir = Gax::fresh_data_dir();
@@ -482,43 +410,11 @@ async fn a_russian_message_is_found_by_another_word_form_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_share_delivery_and_presence_through_redis() {
-    let redis =
-        std::env::var("GAX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let pg = std::env::var("GAX_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if redis == "skip" || pg == "skip" {
-        eprintln!("Redis or Postgres skipped: two-node test skipped");
+    let Some(cluster) = common::cluster::Cluster::new("nodes_t").await else {
         return;
-    }
-    let schema = format!("gax_nodes_t_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&pg)
-        .await
-        .expect("Postgres for the two-node test");
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if pg.contains('?') { '&' } else { '?' };
-    let db = format!("{pg}{sep}options=-c%20search_path%3D{schema}");
-    let prefix = format!("gax-test-{}", std::process::id());
-    // Both nodes sign tokens with the same secret, like a real cluster.
-    let secret = "two-node-test-secret-two-node-test-secret";
-    let args = [
-        "--database-url",
-        db.as_str(),
-        "--redis-url",
-        redis.as_str(),
-        "--redis-prefix",
-        prefix.as_str(),
-        "--jwt-secret",
-        secret,
-    ];
-    let a = Gax::start(&args);
-    let b = Gax::start(&args);
+    };
+    let a = cluster.node();
+    let b = cluster.node();
 
     let (alice, _) = register(&a, "alice");
     let (bob, bob_id) = register(&a, "bob");
@@ -571,8 +467,5 @@ async fn two_nodes_share_delivery_and_presence_through_redis() {
     }
     drop((wa, wb));
     drop((a, b));
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    cluster.cleanup().await;
 }

@@ -13,8 +13,8 @@
 //!   also carries its number in the stream (1, 2, 3, …, given atomically with the `XADD` by a
 //!   small Lua script), so a subscriber that finds numbers missing (the stream was trimmed
 //!   past it) gets [`BusError::Lagged`] with the exact count. Ephemeral events (typing, read
-//!   marks, presence) go over pub/sub: cheap, and lost while a node is disconnected, which is
-//!   fine for them.
+//!   marks, presence, watch rooms) go over pub/sub: cheap, and lost while a node is
+//!   disconnected, which is fine for them.
 //!
 //! ```text
 //!  node A: bus.publish(&event) ──► durable?  yes ─► INCR {prefix}bus:count +
@@ -105,12 +105,17 @@ pub enum Event {
     Presence { user: UserId, online: bool },
     /// The friendships or friend requests between these users changed (their lists reload).
     FriendsChanged { users: Vec<UserId> },
+    /// Something happened in watch room `room` (state, members, chat, reaction, buffering).
+    Watch {
+        room: String,
+        event: crate::watch::WatchEvent,
+    },
 }
 
 impl Event {
     /// Must this event reach every subscriber even across a brief disconnect? True for
-    /// message, chat, user and file events; false for typing, read marks, presence and friend
-    /// list changes.
+    /// message, chat, user and file events; false for typing, read marks, presence, friend
+    /// list changes and watch-room events.
     pub fn is_durable(&self) -> bool {
         !matches!(
             self,
@@ -118,6 +123,7 @@ impl Event {
                 | Event::ReadUpTo { .. }
                 | Event::Presence { .. }
                 | Event::FriendsChanged { .. }
+                | Event::Watch { .. }
         )
     }
 
@@ -135,7 +141,8 @@ impl Event {
             | Event::FileAdded { .. }
             | Event::FileRemoved { .. }
             | Event::Presence { .. }
-            | Event::FriendsChanged { .. } => None,
+            | Event::FriendsChanged { .. }
+            | Event::Watch { .. } => None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! # messaging: accounts, tokens, friends, chats and messages; the bus, presence and search
 //!
-//! Five parts:
+//! Six parts:
 //!
 //! - [`auth`]: the one token model every GAX door checks, a JWT whose grants say which call
 //!   room a holder may enter and whether it may chat or upload.
@@ -14,6 +14,9 @@
 //! - [`SearchIndex`] ([`search`]): full-text search (tantivy, English and Russian stemming)
 //!   over users, chats, messages and files, showing each user only what they may see; an
 //!   [`Indexer`] keeps it up to date from the bus.
+//! - Watch parties ([`watch`], [`watch_rooms`], [`watch_live`]): the playback state machine
+//!   (sans-IO: play, pause, seek, rate against a version, on the server's clock), rooms and
+//!   members in the store, and the live state in process or in Redis (compare-and-set).
 //!
 //! ```text
 //!  HTTP / WebSocket layer (elsewhere)
@@ -23,7 +26,8 @@
 //!        ── sessions.rs  refresh tokens: rotate, reuse detection   │ one pool,
 //!        ── friends.rs   requests, accept/decline, lists            │ SQLite or
 //!        ── chats.rs     direct + group chats, members, receipts    │ Postgres
-//!        ── messages.rs  send (seq, idempotency), edit, delete, history ┘
+//!        ── messages.rs  send (seq, idempotency), edit, delete, history │
+//!        ── watch_rooms.rs  watch-party rooms, members and roles     ┘
 //!        │  after a write, the caller publishes what changed
 //!        ▼
 //!  Bus (bus.rs) ──► delivery to clients (elsewhere), on every node
@@ -79,7 +83,7 @@
 //! Store errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and a
 //! suggested [`StoreError::status`]; the bus, presence and search have their own
 //! ([`BusError`], [`PresenceError`], [`SearchError`]). Inputs are checked by [`validate`];
-//! nothing panics on bad input. Watch-party rooms grow here next.
+//! nothing panics on bad input. Watch parties answer [`WatchError`] (same `code`/`status`).
 
 pub mod accounts;
 pub mod auth;
@@ -95,6 +99,9 @@ pub mod search;
 pub mod sessions;
 pub mod store;
 pub mod validate;
+pub mod watch;
+pub mod watch_live;
+pub mod watch_rooms;
 
 pub use accounts::{Profile, ProfileUpdate};
 pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
@@ -109,3 +116,6 @@ pub use sessions::Session;
 pub use store::{
     Backend, ChatId, Clock, HashCost, MessageId, Store, StoreConfig, SystemClock, UserId,
 };
+pub use watch::{Control, Playback, Source, WatchError, WatchEvent, WatchMember, WatchRole};
+pub use watch_live::PlaybackStore;
+pub use watch_rooms::WatchRoom;

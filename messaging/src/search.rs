@@ -359,7 +359,8 @@ impl SearchIndex {
             Event::Typing { .. }
             | Event::ReadUpTo { .. }
             | Event::Presence { .. }
-            | Event::FriendsChanged { .. } => false,
+            | Event::FriendsChanged { .. }
+            | Event::Watch { .. } => false,
         };
         w.dirty |= changed;
         Ok(changed)

@@ -44,7 +44,7 @@ pub const CALL_TTL: Duration = Duration::from_secs(60 * 60);
 #[openapi(
     info(
         title = "GAX API",
-        description = "Accounts, friends, chats and messages of GAX. Every route but register, \
+        description = "Accounts, friends, chats, messages and watch parties of GAX. Every route but register, \
                        login and refresh takes `Authorization: Bearer <access token>`. Errors \
                        are JSON `{\"error\": code, \"message\": text}` with a stable code."
     ),
@@ -109,6 +109,11 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::whip::publish))
         .routes(routes!(crate::whip::stop))
+        .routes(routes!(crate::watch_api::create_room))
+        .routes(routes!(crate::watch_api::get_room))
+        .routes(routes!(crate::watch_api::set_member))
+        .routes(routes!(crate::watch_api::share_link))
+        .routes(routes!(crate::watch_api::control))
 }
 
 impl From<StoreError> for ApiError {

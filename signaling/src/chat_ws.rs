@@ -514,9 +514,10 @@ async fn deliver(
             online: *online,
         },
         Event::FriendsChanged { .. } => ServerMsg::FriendsChanged,
-        Event::UserChanged { .. } | Event::FileAdded { .. } | Event::FileRemoved { .. } => {
-            return true
-        }
+        Event::UserChanged { .. }
+        | Event::FileAdded { .. }
+        | Event::FileRemoved { .. }
+        | Event::Watch { .. } => return true,
     };
     send(conn, &msg).await
 }

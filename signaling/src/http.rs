@@ -199,7 +199,7 @@ fn rand_suffix() -> u32 {
 }
 
 /// The embedded web client: the call page (`app.*`) and the messenger (`chat.*`), one
-/// `index.html` that shows whichever the URL asks for.
+/// `index.html` that shows whichever the URL asks for; and the watch page (`watch.*`).
 pub mod web {
     use axum::http::header;
     use axum::response::IntoResponse;
@@ -209,6 +209,9 @@ pub mod web {
     const APP_CSS: &str = include_str!("../web/app.css");
     const CHAT_JS: &str = include_str!("../web/chat.js");
     const CHAT_CSS: &str = include_str!("../web/chat.css");
+    const WATCH_HTML: &str = include_str!("../web/watch.html");
+    const WATCH_JS: &str = include_str!("../web/watch.js");
+    const WATCH_CSS: &str = include_str!("../web/watch.css");
 
     fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         (
@@ -234,5 +237,15 @@ pub mod web {
     }
     pub async fn chat_css() -> impl IntoResponse {
         asset("text/css; charset=utf-8", CHAT_CSS)
+    }
+    /// `/watch/{room}`: the watch page (it reads the room from its own URL; `new` creates one).
+    pub async fn watch_page() -> impl IntoResponse {
+        asset("text/html; charset=utf-8", WATCH_HTML)
+    }
+    pub async fn watch_js() -> impl IntoResponse {
+        asset("text/javascript; charset=utf-8", WATCH_JS)
+    }
+    pub async fn watch_css() -> impl IntoResponse {
+        asset("text/css; charset=utf-8", WATCH_CSS)
     }
 }

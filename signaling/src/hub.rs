@@ -157,6 +157,8 @@ impl Hub {
             Event::UserChanged { .. } | Event::FileAdded { .. } | Event::FileRemoved { .. } => {
                 Vec::new()
             }
+            // Delivered by the watch party's own hub (`watch_ws.rs`).
+            Event::Watch { .. } => Vec::new(),
         };
         let mut slow = Vec::new();
         for id in targets {

@@ -1,8 +1,10 @@
 //! # signaling: the GAX front door
 //!
 //! An axum server that owns every way in over HTTP: the call WebSocket `/ws` (JSON protocol,
-//! [`protocol`], documented in `docs/protocol.md`), health and Prometheus metrics, the embedded
-//! web client at `/`, and (in development mode) a token endpoint. It checks the JWT at every
+//! [`protocol`], documented in `docs/protocol.md`), the messenger's REST API and session, watch
+//! parties ([`watch_api`], [`watch_ws`]), health and Prometheus metrics, the embedded web
+//! client at `/` (and the watch page at `/watch/{room}`), and (in development mode) a token
+//! endpoint. It checks the JWT at every
 //! door ([`messaging::auth`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
 //! never passes through here.
 
@@ -14,6 +16,8 @@ pub mod messenger;
 pub mod metrics;
 pub mod protocol;
 pub mod rooms;
+pub mod watch_api;
+pub mod watch_ws;
 pub mod whip;
 pub mod ws;
 
@@ -146,6 +150,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/app.css", get(http::web::app_css))
         .route("/chat.js", get(http::web::chat_js))
         .route("/chat.css", get(http::web::chat_css))
+        .route("/watch/{room}", get(http::web::watch_page))
+        .route("/watch.js", get(http::web::watch_js))
+        .route("/watch.css", get(http::web::watch_css))
         .fallback(http::not_found)
         .with_state(app)
 }

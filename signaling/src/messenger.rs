@@ -1,8 +1,9 @@
 //! The messenger's moving parts on one node, and its write path.
 //!
 //! [`Messenger`] holds the event bus (in process, or Redis when configured, so several nodes
-//! share it), presence, the search index with its indexer, and the [`Hub`] that delivers
-//! events to this node's open sessions. One task pumps the bus into the hub.
+//! share it), presence, the search index with its indexer, the [`Hub`] that delivers
+//! events to this node's open sessions, and the watch party's live states and viewers
+//! ([`Watch`]). One task pumps the bus into the hubs.
 //!
 //! The write path (the `App` methods below) always stores first and announces after: an
 //! event is published only once the change is committed, so nothing is delivered that could
@@ -19,6 +20,7 @@ use messaging::search::{Indexer, SearchIndex};
 use messaging::{ChatId, Message, NewMessage, Sent, StoreError, UserId};
 
 use crate::hub::Hub;
+use crate::watch_ws::Watch;
 use crate::App;
 
 /// How often expired presence is swept (a connection that vanished without a goodbye).
@@ -37,6 +39,8 @@ pub enum MessengerError {
     Store(#[from] StoreError),
     #[error("search index task: {0}")]
     Task(String),
+    #[error("watch party state: {0}")]
+    Watch(#[from] messaging::WatchError),
 }
 
 /// Bus, presence, search and live delivery of one node.
@@ -45,6 +49,8 @@ pub struct Messenger {
     pub presence: Presence,
     pub search: SearchIndex,
     pub hub: Arc<Hub>,
+    /// Watch rooms: live playback states (in process or Redis) and this node's viewers.
+    pub watch: Arc<Watch>,
     indexer: std::sync::Mutex<Option<Indexer>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -63,13 +69,19 @@ impl Messenger {
         prefix: &str,
         store: &messaging::Store,
     ) -> Result<Messenger, MessengerError> {
-        let (bus, presence) = match redis_url {
+        let (bus, presence, playback) = match redis_url {
             Some(url) => (
                 Bus::redis(url, prefix).await?,
                 Presence::redis(url, prefix, DEFAULT_TTL).await?,
+                messaging::PlaybackStore::redis(url, prefix).await?,
             ),
-            None => (Bus::in_process(), Presence::in_process(DEFAULT_TTL)),
+            None => (
+                Bus::in_process(),
+                Presence::in_process(DEFAULT_TTL),
+                messaging::PlaybackStore::in_process(),
+            ),
         };
+        let watch = Arc::new(Watch::new(playback));
         let presence = presence.publishing_to(bus.clone());
         let search = SearchIndex::open_in_dir(&data_dir.join("search"))?;
         if redis_url.is_none() {
@@ -79,14 +91,20 @@ impl Messenger {
         let hub = Arc::new(Hub::default());
         let mut subscription = bus.subscribe().await?;
         let pump_hub = hub.clone();
+        let pump_watch = watch.clone();
         let pump = tokio::spawn(async move {
             loop {
                 match subscription.next().await {
-                    Ok(envelope) => pump_hub.dispatch(envelope.event),
+                    Ok(envelope) => match envelope.event {
+                        Event::Watch { room, event } => pump_watch.hub.dispatch(&room, event),
+                        event => pump_hub.dispatch(event),
+                    },
                     Err(BusError::Lagged { missed }) => {
-                        // Sessions may have missed events: each resumes from the store.
+                        // Sessions may have missed events: each resumes from the store, and
+                        // watch viewers re-read their room's state.
                         tracing::warn!(?missed, "event bus lagged; messenger sessions resume");
                         pump_hub.drop_all();
+                        pump_watch.hub.resync_all();
                     }
                     Err(e) if e.is_final() => return,
                     Err(e) => {
@@ -102,6 +120,7 @@ impl Messenger {
             presence,
             search,
             hub,
+            watch,
             indexer: std::sync::Mutex::new(Some(indexer)),
             tasks: std::sync::Mutex::new(vec![pump, sweeper]),
         })

@@ -21,10 +21,11 @@ use crate::App;
 /// A client must send `join` this soon after connecting.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `GET /ws`: upgrades to the call protocol (first message `join`) or the messenger session
-/// (first message `hello`); both are described in docs/protocol.md.
+/// `GET /ws`: upgrades to the call protocol (first message `join`), the messenger session
+/// (first message `hello`) or a watch-party session (first message `watch`); all are
+/// described in docs/protocol.md.
 #[utoipa::path(get, path = "/ws", tag = "calls",
-    responses((status = 101, description = "WebSocket: a call (`join`) or a messenger session (`hello`); docs/protocol.md")))]
+    responses((status = 101, description = "WebSocket: a call (`join`), a messenger session (`hello`) or a watch party (`watch`); docs/protocol.md")))]
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -162,6 +163,10 @@ impl Conn {
         };
         if crate::chat_ws::is_hello(&first) {
             let end = crate::chat_ws::run(self, &first, bearer).await;
+            return self.finish(end).await;
+        }
+        if crate::watch_ws::is_watch(&first) {
+            let end = crate::watch_ws::run(self, &first, bearer).await;
             return self.finish(end).await;
         }
         let join = match parse(&first) {

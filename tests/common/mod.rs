@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod cluster;
+pub mod ws;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -1,0 +1,209 @@
+// Watch party in real browsers, run by tests/watch_party.rs (which starts gax, registers the
+// accounts and makes the video with ffmpeg). This script serves the video over HTTP (with Range
+// requests, as a file server would), creates the room through the REST API as the host,
+// invites ann, makes a share link, then:
+//   1. host and ann open /watch/{room}?token=T&autojoin=1; the host presses Play, seeks and
+//      pauses through the page's controls; after each, both pages' currentTime, normalised to
+//      one instant of the shared server clock, agree within 100 ms;
+//   2. a third page opens the share link while the video plays and is within 250 ms of the
+//      others once it has started;
+//   3. a chat line and a reaction reach the other pages.
+// Env: GAX_URL, GAX_VIDEO (path to a WebM), GAX_VIDEO_SECONDS, GAX_TOKENS ({host, ann}),
+//      GAX_ANN_ID, CHROMIUM.
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const base = process.env.GAX_URL;
+const tokens = JSON.parse(process.env.GAX_TOKENS);
+const seconds = Number(process.env.GAX_VIDEO_SECONDS);
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const SYNC_MS = 100;
+const LATE_MS = 250;
+
+const log = (msg, extra) => console.log(JSON.stringify({ t: new Date().toISOString(), msg, ...extra }));
+function fail(msg, extra) {
+  log("FAIL: " + msg, extra);
+  throw new Error(msg);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The video, served with Range support and CORS (the page is on another origin).
+const video = readFileSync(process.env.GAX_VIDEO);
+const server = createServer((req, res) => {
+  const headers = { "Content-Type": "video/webm", "Accept-Ranges": "bytes", "Access-Control-Allow-Origin": "*" };
+  const m = /bytes=(\d*)-(\d*)/.exec(req.headers.range || "");
+  if (!m) {
+    res.writeHead(200, { ...headers, "Content-Length": video.length });
+    return res.end(video);
+  }
+  const start = m[1] ? Number(m[1]) : 0;
+  const end = m[2] ? Math.min(Number(m[2]), video.length - 1) : video.length - 1;
+  res.writeHead(206, { ...headers, "Content-Range": `bytes ${start}-${end}/${video.length}`, "Content-Length": end - start + 1 });
+  res.end(video.subarray(start, end + 1));
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const videoUrl = `http://127.0.0.1:${server.address().port}/party.webm`;
+
+async function api(method, path, token, body) {
+  const r = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  if (!r.ok) fail(`${method} ${path}: ${r.status}`, { text });
+  return text ? JSON.parse(text) : null;
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+
+const pages = new Map();
+async function open(name, url) {
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const page = await ctx.newPage();
+  page.on("console", (m) => { if (m.type() === "error") log("console error", { name, text: m.text() }); });
+  page.on("pageerror", (e) => log("page error", { name, text: String(e) }));
+  await page.goto(url);
+  pages.set(name, page);
+  return page;
+}
+
+async function waitFor(name, what, fn, arg, timeoutMs = 20_000) {
+  try {
+    await pages.get(name).waitForFunction(fn, arg, { timeout: timeoutMs, polling: 50 });
+  } catch (e) {
+    const s = await pages.get(name).evaluate(() => ({ state: window.gaxWatch && window.gaxWatch.state, sample: window.gaxWatch && window.gaxWatch.sample(), clock: window.gaxWatch && window.gaxWatch.clock }));
+    fail(`${name}: ${what}`, { s });
+  }
+}
+
+// Every page's position at one instant of the server clock: each page reports currentTime and
+// its server time at the same moment; positions are carried forward to the latest of those
+// instants at the page's current rate.
+async function positions(names) {
+  const samples = await Promise.all(names.map((n) => pages.get(n).evaluate(() => window.gaxWatch.sample())));
+  const at = Math.max(...samples.map((s) => s.serverNow));
+  const out = {};
+  names.forEach((n, i) => {
+    const s = samples[i];
+    out[n] = s.currentTime + (s.paused ? 0 : ((at - s.serverNow) / 1000) * s.rate);
+  });
+  return { at, out, samples };
+}
+
+// Samples `count` times over about a second and requires every spread within `tolMs`.
+async function expectInSync(names, tolMs, what) {
+  let worst = 0;
+  const seen = [];
+  for (let i = 0; i < 8; i++) {
+    const { out } = await positions(names);
+    const values = Object.values(out);
+    const spread = (Math.max(...values) - Math.min(...values)) * 1000;
+    worst = Math.max(worst, spread);
+    seen.push(out);
+    await sleep(120);
+  }
+  log(`${what}: worst spread ${worst.toFixed(1)} ms`, { last: seen[seen.length - 1] });
+  if (worst > tolMs) fail(`${what}: positions differ by ${worst.toFixed(1)} ms (limit ${tolMs})`, { seen });
+  return worst;
+}
+
+// Waits until `name` plays at the room's position (within tolMs) for several samples in a row.
+async function settled(name, tolMs, what) {
+  await waitFor(name, what, (tol) => {
+    const w = window.gaxWatch;
+    const s = w.sample();
+    if (!w.state || w.state.paused || s.paused || s.readyState < 3) { window.__ok = 0; return false; }
+    const d = Math.abs(s.currentTime - w.targetAt(s.serverNow)) * 1000;
+    window.__ok = d <= tol ? (window.__ok || 0) + 1 : 0;
+    return window.__ok >= 10;
+  }, tolMs, 30_000);
+}
+
+try {
+  const room = await api("POST", "/api/watch", tokens.host, { title: "e2e party", source: { url: videoUrl }, duration: seconds });
+  const id = room.room.id;
+  await api("POST", `/api/watch/${id}/members`, tokens.host, { user: Number(process.env.GAX_ANN_ID) });
+  const link = await api("POST", `/api/watch/${id}/link`, tokens.host);
+  log("room", { id, videoUrl });
+
+  const page = (t) => `${base}/watch/${id}?token=${encodeURIComponent(t)}&autojoin=1`;
+  await open("host", page(tokens.host));
+  await open("ann", page(tokens.ann));
+  for (const n of ["host", "ann"]) {
+    await waitFor(n, "joined, clock synced and video loaded", () => {
+      const w = window.gaxWatch;
+      return w && w.joined && w.clock.synced && w.video.readyState >= 3;
+    });
+  }
+  const roles = await Promise.all(["host", "ann"].map((n) => pages.get(n).evaluate(() => window.gaxWatch.role)));
+  if (roles[0] !== "host" || roles[1] !== "viewer") fail("roles", { roles });
+
+  // 1. Play, through the host's Play button.
+  await pages.get("host").click("#w-play");
+  for (const n of ["host", "ann"]) await settled(n, 40, "playing in step after play");
+  await sleep(1000);
+  await expectInSync(["host", "ann"], SYNC_MS, "after play");
+
+  // Seek, through the host's position slider.
+  await pages.get("host").evaluate(() => {
+    const s = document.getElementById("w-seek");
+    s.value = "20";
+    s.dispatchEvent(new Event("change"));
+  });
+  for (const n of ["host", "ann"]) {
+    await waitFor(n, "the seek arrived", () => window.gaxWatch.state.position === 20);
+    await settled(n, 40, "playing in step after the seek");
+  }
+  const { out: afterSeek } = await positions(["host"]);
+  if (afterSeek.host < 20 || afterSeek.host > 24) fail("the seek did not move the player", { afterSeek });
+  await expectInSync(["host", "ann"], SYNC_MS, "after seek");
+
+  // 2. A third page joins late through the share link while the video plays.
+  await open("late", `${base}${link.url}&name=Latecomer`);
+  await waitFor("late", "late joiner joined", () => window.gaxWatch && window.gaxWatch.joined && window.gaxWatch.role === "viewer");
+  await settled("late", 60, "the late joiner plays in step");
+  await expectInSync(["host", "ann", "late"], LATE_MS, "late joiner");
+  await expectInSync(["host", "ann"], SYNC_MS, "the first two while the third joined");
+
+  // Pause, through the host's button: everyone stops at the same place.
+  await pages.get("host").click("#w-play");
+  for (const n of ["host", "ann", "late"]) {
+    await waitFor(n, "paused", () => window.gaxWatch.state.paused && window.gaxWatch.video.paused && !window.gaxWatch.video.seeking);
+  }
+  await sleep(300);
+  await expectInSync(["host", "ann"], SYNC_MS, "after pause");
+  const paused = await pages.get("host").evaluate(() => window.gaxWatch.state.position);
+  const { out: still } = await positions(["host", "ann", "late"]);
+  for (const [n, p] of Object.entries(still)) {
+    if (Math.abs(p - paused) > 0.1) fail(`${n} is not at the paused position`, { still, paused });
+  }
+
+  // 3. Chat and reactions through the page.
+  await pages.get("late").fill("#w-chat-text", "hi from the late one");
+  await pages.get("late").press("#w-chat-text", "Enter");
+  await waitFor("host", "chat arrived", () => document.getElementById("w-chat").textContent.includes("hi from the late one"));
+  await pages.get("ann").click("#w-reaction-buttons button");
+  await waitFor("late", "reaction arrived", () => document.getElementById("w-chat").textContent.includes("👍"));
+
+  log("PASS");
+} catch (e) {
+  if (!String(e.message).startsWith("FAIL")) log("FAIL: " + (e.stack || e));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  server.close();
+}
