@@ -18,6 +18,17 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+fn group(gax: &Gax, owner: &str, members: &[i64]) -> i64 {
+    let (s, chat) = gax.api(
+        "POST",
+        "/api/chats",
+        Some(owner),
+        Some(json!({"kind": "group", "title": "team", "members": members})),
+    );
+    assert_eq!(s, 201, "{chat}");
+    chat["id"].as_i64().unwrap()
+}
+
 /// Opens a messenger session and reads through `synced`; returns the messages of the
 /// catch-up.
 async fn hello(gax: &Gax, token: &str, resume: Value) -> (Ws, Vec<Value>) {

@@ -532,6 +532,8 @@ async fn two_nodes_keep_one_room_consistent_through_redis() {
         json!({"type": "control", "action": "play", "version": 1}),
     )
     .await;
+    let (_, own) = until(&mut h1, "state").await;
+    assert_eq!(own["state"]["version"], 2);
     let (_, s) = until(&mut v2, "state").await;
     assert_eq!(
         (
