@@ -258,7 +258,7 @@
       seekTo(s.position);
       startTimer = setTimeout(startPlaying, wait);
     } else {
-      seekTo(targetAt(serverNow() + 100) );
+      seekTo(targetAt(serverNow() + 100));
       startPlaying();
     }
   }
@@ -301,7 +301,25 @@
     send({ type: "buffering", buffering: on });
   }
 
-  // Drift correction: compare the player with the room, act only on sustained drift.
+  // What to do about the last DRIFT_SUSTAIN drift samples (s, > 0: ahead of the room). Acts
+  // only on sustained drift: every sample beyond the threshold, on the same side, so one
+  // jittery sample (a late timer, a slow frame) never moves the player.
+  // Returns {act: "wait"|"seek"|"nudge"|"reset"|"hold", factor?}.
+  function decideDrift(samples) {
+    if (samples.length < DRIFT_SUSTAIN) return { act: "wait" };
+    const sorted = [...samples].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    const side = Math.sign(median);
+    if (samples.every((x) => Math.abs(x) > DRIFT_LARGE && Math.sign(x) === side)) return { act: "seek" };
+    if (samples.every((x) => Math.abs(x) > DRIFT_SMALL && Math.sign(x) === side)) {
+      const nudge = Math.max(-NUDGE_MAX, Math.min(NUDGE_MAX, median * 0.5));
+      return { act: "nudge", factor: 1 - nudge };
+    }
+    if (samples.every((x) => Math.abs(x) < DRIFT_OK)) return { act: "reset" };
+    return { act: "hold" };
+  }
+
+  // Drift correction: compare the player with the room every DRIFT_EVERY_MS.
   function checkDrift() {
     if (!state || state.paused || !clock.synced) return;
     const now = serverNow();
@@ -309,25 +327,18 @@
       drift = [];
       return;
     }
-    const d = video.currentTime - targetAt(now); // > 0: ahead of the room
-    drift.push(d);
+    drift.push(video.currentTime - targetAt(now));
     if (drift.length > DRIFT_SUSTAIN) drift.shift();
-    if (drift.length < DRIFT_SUSTAIN) return;
-    const sorted = [...drift].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
-    const sameSide = drift.every((x) => Math.sign(x) === Math.sign(median));
-    if (Math.abs(median) > DRIFT_LARGE && drift.every((x) => Math.abs(x) > DRIFT_LARGE)) {
+    const d = decideDrift(drift);
+    if (d.act === "seek") {
       if (performance.now() - lastSeekAt > SEEK_BACKOFF_MS) {
         // Aim a little ahead: the seek itself takes time.
-        seekTo(targetAt(serverNow() + 80));
         video.playbackRate = state.rate;
+        seekTo(targetAt(serverNow() + 80));
       }
-      return;
-    }
-    if (sameSide && drift.every((x) => Math.abs(x) > DRIFT_SMALL)) {
-      const nudge = Math.max(-NUDGE_MAX, Math.min(NUDGE_MAX, median * 0.5));
-      video.playbackRate = state.rate * (1 - nudge);
-    } else if (Math.abs(median) < DRIFT_OK && video.playbackRate !== state.rate) {
+    } else if (d.act === "nudge") {
+      video.playbackRate = state.rate * d.factor;
+    } else if (d.act === "reset" && video.playbackRate !== state.rate) {
       video.playbackRate = state.rate;
     }
   }
@@ -475,7 +486,9 @@
     sample() { return { currentTime: video.currentTime, serverNow: serverNow(), paused: video.paused, rate: video.playbackRate, readyState: video.readyState }; },
     targetAt,
     control,
-    play: playWhenOthersReady,
+    decideDrift,
+    reportBuffering,
+    get waitingForOthers() { return !!waitingForOthers; },
   };
 
   // ------------------------------------------------------------------------------------------

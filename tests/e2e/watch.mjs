@@ -2,9 +2,11 @@
 // accounts and makes the video with ffmpeg). This script serves the video over HTTP (with Range
 // requests, as a file server would), creates the room through the REST API as the host,
 // invites ann, makes a share link, then:
-//   1. host and ann open /watch/{room}?token=T&autojoin=1; the host presses Play, seeks and
-//      pauses through the page's controls; after each, both pages' currentTime, normalised to
-//      one instant of the shared server clock, agree within 100 ms;
+//   1. host and ann open /watch/{room}?token=T&autojoin=1; the host presses Play (and waits,
+//      up to its timeout, for ann who reports she is not ready), seeks and pauses through the
+//      page's controls; after each, both pages' currentTime, normalised to one instant of the
+//      shared server clock, agree within 100 ms; ann's player knocked off by 0.3 s and by 2 s
+//      comes back in step (rate nudge, seek); the drift rule ignores one-off samples;
 //   2. a third page opens the share link while the video plays and is within 250 ms of the
 //      others once it has started;
 //   3. a chat line and a reaction reach the other pages.
@@ -152,11 +154,48 @@ try {
   const roles = await Promise.all(["host", "ann"].map((n) => pages.get(n).evaluate(() => window.gaxWatch.role)));
   if (roles[0] !== "host" || roles[1] !== "viewer") fail("roles", { roles });
 
-  // 1. Play, through the host's Play button.
+  // The drift rule acts on sustained drift only: one outlier, or samples on both sides, never
+  // move the player.
+  const decisions = await pages.get("ann").evaluate(() => {
+    const d = (xs) => window.gaxWatch.decideDrift(xs);
+    return {
+      one: d([0.9]).act,
+      outlier: d([0.01, 0.9, 0.01, 0.01]).act,
+      bothSides: d([0.9, -0.9, 0.9, 0.9]).act,
+      large: d([0.9, 0.8, 1.2, 0.7]).act,
+      behind: d([-0.9, -0.8, -1.2, -0.7]).act,
+      ahead: d([0.1, 0.1, 0.1, 0.1]),
+      slow: d([-0.1, -0.1, -0.1, -0.1]),
+      fine: d([0.005, -0.004, 0.001, 0.0]).act,
+    };
+  });
+  const want = { one: "wait", outlier: "hold", bothSides: "hold", large: "seek", behind: "seek", fine: "reset" };
+  for (const [k, v] of Object.entries(want)) if (decisions[k] !== v) fail(`drift rule ${k}`, { decisions });
+  if (decisions.ahead.act !== "nudge" || !(decisions.ahead.factor < 1)) fail("drift rule: ahead slows down", { decisions });
+  if (decisions.slow.act !== "nudge" || !(decisions.slow.factor > 1)) fail("drift rule: behind speeds up", { decisions });
+
+  // 1. Play, through the host's Play button, while ann's player says it is not ready: the
+  // host waits for others, then (ann never gets ready) starts anyway after the timeout.
+  await pages.get("ann").evaluate(() => window.gaxWatch.reportBuffering(true));
+  await waitFor("host", "ann's buffering shown", () => document.getElementById("w-buffering").textContent.includes("ann"));
   await pages.get("host").click("#w-play");
+  const waiting = await pages.get("host").evaluate(() => ({ waiting: window.gaxWatch.waitingForOthers, paused: window.gaxWatch.state.paused, overlay: document.getElementById("w-overlay").textContent }));
+  if (!waiting.waiting || !waiting.paused || !waiting.overlay.includes("waiting for others")) fail("the host waits for others", { waiting });
+  await waitFor("host", "the host starts anyway after the wait timeout", () => !window.gaxWatch.state.paused, null, 15_000);
   for (const n of ["host", "ann"]) await settled(n, 40, "playing in step after play");
   await sleep(1000);
   await expectInSync(["host", "ann"], SYNC_MS, "after play");
+
+  // Drift correction: knock ann's player off by 300 ms (a rate nudge brings it back) and by
+  // 2 s (a seek does).
+  for (const jump of [0.3, 2.0]) {
+    await pages.get("ann").evaluate((j) => { window.gaxWatch.video.currentTime += j; }, jump);
+    await sleep(300);
+    const off = await positions(["host", "ann"]);
+    if (Math.abs(off.out.ann - off.out.host) < jump / 2) fail(`the ${jump} s jump did not happen`, { off });
+    await settled("ann", 40, `ann back in step after a ${jump} s jump`);
+    await expectInSync(["host", "ann"], SYNC_MS, `after a ${jump} s jump`);
+  }
 
   // Seek, through the host's position slider.
   await pages.get("host").evaluate(() => {
