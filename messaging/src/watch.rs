@@ -368,6 +368,9 @@ pub enum WatchError {
     Store(#[from] StoreError),
     #[error("live state store: {0}")]
     Live(String),
+    /// Stored data that breaks the schema's rules (a bug or a hand-edited database).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<sqlx::Error> for WatchError {
@@ -394,7 +397,7 @@ impl WatchError {
             UserNotFound => "user_not_found",
             HostRole => "host_role",
             Store(e) => e.code(),
-            Live(_) => "internal",
+            Live(_) | Internal(_) => "internal",
         }
     }
 
@@ -407,7 +410,7 @@ impl WatchError {
             RoomNotFound | UserNotFound => 404,
             StaleVersion { .. } => 409,
             Store(e) => e.status(),
-            Live(_) => 500,
+            Live(_) | Internal(_) => 500,
         }
     }
 

@@ -36,7 +36,11 @@ fn room_from_row(row: &AnyRow) -> Result<WatchRoom, WatchError> {
     let source = match (url, file) {
         (Some(url), None) => Source::Url { url },
         (None, Some(file)) => Source::File { file },
-        _ => return Err(WatchError::Live("a watch room without one source".into())),
+        _ => {
+            return Err(WatchError::Internal(
+                "a watch room without one source".into(),
+            ))
+        }
     };
     let duration_ms: Option<i64> = row.try_get("duration_ms")?;
     Ok(WatchRoom {
@@ -152,7 +156,7 @@ impl Store {
         .await?;
         role.map(|r| {
             WatchRole::parse(&r)
-                .ok_or_else(|| WatchError::Live(format!("unknown watch role {r:?}")))
+                .ok_or_else(|| WatchError::Internal(format!("unknown watch role {r:?}")))
         })
         .transpose()
     }
@@ -182,8 +186,9 @@ impl Store {
                 Ok(WatchMember {
                     user: UserId(row.try_get("user_id")?),
                     display_name: row.try_get("display_name")?,
-                    role: WatchRole::parse(&role)
-                        .ok_or_else(|| WatchError::Live(format!("unknown watch role {role:?}")))?,
+                    role: WatchRole::parse(&role).ok_or_else(|| {
+                        WatchError::Internal(format!("unknown watch role {role:?}"))
+                    })?,
                     joined_at: row.try_get("joined_at")?,
                 })
             })
