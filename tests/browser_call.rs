@@ -33,11 +33,23 @@ fn e2e_dir() -> Option<(PathBuf, String)> {
 
 /// Runs one scenario of call.mjs against `gax`; panics with the browser log on failure.
 fn run_scenario(gax: &common::Gax, scenario: &str, room: &str, tokens: serde_json::Value) {
+    run_scenario_with(gax, scenario, room, tokens, &[]);
+}
+
+/// [`run_scenario`] with extra environment for the scenario.
+fn run_scenario_with(
+    gax: &common::Gax,
+    scenario: &str,
+    room: &str,
+    tokens: serde_json::Value,
+    env: &[(&str, String)],
+) {
     let Some((e2e, chromium)) = e2e_dir() else {
         return;
     };
     let out = Command::new("node")
         .arg(e2e.join("call.mjs"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("GAX_URL", format!("http://{}", gax.http))
         .env("GAX_ROOM", room)
         .env("GAX_SCENARIO", scenario)
@@ -171,13 +183,70 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
 
 /// The messenger in two Chromium pages: sign up (form and hook), friends and presence, a group
 /// that appears live on the other page, typing, a message typed and sent through the UI that
-/// shows on the other page, read marks, search by another word form, a call from the chat.
+/// shows on the other page, read marks, search by another word form, a call from the chat;
+/// then attachments: a video and an image picked in the file input upload with a progress bar
+/// and show inline on the other page, where the video plays and seeks.
 #[test]
 fn two_people_chat_in_the_web_client() {
     let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     if e2e_dir().is_none() {
         return;
     }
+    let media = tempfile::tempdir().unwrap();
+    let video = media.path().join("clip.webm");
+    let image = media.path().join("still.png");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "5",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "2M",
+            "-c:a",
+            "libopus",
+            "-shortest",
+        ],
+        &video,
+    );
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240",
+            "-frames:v",
+            "1",
+        ],
+        &image,
+    );
     let gax = common::Gax::start(&[]);
-    run_scenario(&gax, "messenger", "", serde_json::json!({}));
+    let files = serde_json::json!({ "video": video, "image": image });
+    run_scenario_with(
+        &gax,
+        "messenger",
+        "",
+        serde_json::json!({}),
+        &[("GAX_FILES", files.to_string())],
+    );
+}
+
+/// Runs Debian's ffmpeg (installed by scripts/test) to make a test file: inputs and codec
+/// arguments, then `out`.
+fn ffmpeg(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg not found: scripts/test installs it (apt-get install ffmpeg)");
+    assert!(status.success(), "ffmpeg failed making {}", out.display());
 }

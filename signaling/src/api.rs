@@ -109,6 +109,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::whip::publish))
         .routes(routes!(crate::whip::stop))
+        .merge(crate::files::routes())
 }
 
 impl From<StoreError> for ApiError {

@@ -3,11 +3,12 @@
 //! An axum server that owns every way in over HTTP: the call WebSocket `/ws` (JSON protocol,
 //! [`protocol`], documented in `docs/protocol.md`), health and Prometheus metrics, the embedded
 //! web client at `/`, and (in development mode) a token endpoint. It checks the JWT at every
-//! door ([`messaging::auth`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
+//! door ([`messaging::auth`]), serves files from [`media_store`] ([`files`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
 //! never passes through here.
 
 pub mod api;
 pub mod chat_ws;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod messenger;
@@ -73,6 +74,8 @@ pub struct App {
     pub limiter: messaging::LoginLimiter,
     /// Event bus, presence, search and live delivery.
     pub messenger: messenger::Messenger,
+    /// Uploaded files: the blob store and the upload limit.
+    pub files: files::Files,
     /// Live WHIP publishers.
     pub whip: whip::WhipSessions,
     pub rooms: rooms::Rooms,
@@ -109,6 +112,7 @@ impl App {
         tokens: TokenKeys,
         store: messaging::Store,
         messenger: messenger::Messenger,
+        files: files::Files,
         options: Options,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<App> {
@@ -118,6 +122,7 @@ impl App {
             store,
             limiter: messaging::LoginLimiter::default(),
             messenger,
+            files,
             whip: whip::WhipSessions::default(),
             rooms: rooms::Rooms::default(),
             dev: options.dev,
