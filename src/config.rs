@@ -66,6 +66,62 @@ pub struct ServeArgs {
     /// [default: gax]
     #[arg(long, env = "GAX_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
+    /// Largest file accepted by uploads, in bytes or with a unit (`500MiB`, `2GiB`, `10MB`).
+    /// [default: 1GiB]
+    #[arg(long, env = "GAX_MAX_UPLOAD", value_parser = parse_size)]
+    pub max_upload: Option<u64>,
+    /// S3 bucket for uploaded files (must exist). Setting it selects the S3 backend.
+    /// [default: none, files in <data-dir>/media]
+    #[arg(long, env = "GAX_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint, e.g. `http://minio:9000` (path-style addressing is then used).
+    /// [default: AWS]
+    #[arg(long, env = "GAX_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region. [default: us-east-1]
+    #[arg(long, env = "GAX_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id.
+    #[arg(long, env = "GAX_S3_ACCESS_KEY", hide_env_values = true)]
+    pub s3_access_key: Option<String>,
+    /// S3 secret access key.
+    #[arg(long, env = "GAX_S3_SECRET_KEY", hide_env_values = true)]
+    pub s3_secret_key: Option<String>,
+    /// Prefix of every object key (to share a bucket). [default: none]
+    #[arg(long, env = "GAX_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+}
+
+/// `1048576`, `500MiB`, `2GiB`, `10MB`, `64k`: a byte count (binary units for `Ki/Mi/Gi`,
+/// decimal for `k/M/G`, case-insensitive, an optional `B`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 500MiB)"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let factor: u64 = match unit {
+        "" => 1,
+        "k" => 1_000,
+        "ki" => 1 << 10,
+        "m" => 1_000_000,
+        "mi" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gi" => 1 << 30,
+        "t" => 1_000_000_000_000,
+        "ti" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown unit in {text:?} (use KiB, MiB, GiB, kB, MB, GB)"
+            ))
+        }
+    };
+    n.checked_mul(factor)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} must be between 1 byte and 16 EiB"))
 }
 
 /// Keys accepted in the TOML file.
@@ -86,6 +142,14 @@ struct FileConfig {
     database_url: Option<String>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
+    /// e.g. "1GiB"
+    max_upload: Option<String>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key: Option<String>,
+    s3_secret_key: Option<String>,
+    s3_prefix: Option<String>,
 }
 
 /// The resolved configuration.
@@ -105,6 +169,10 @@ pub struct Config {
     pub database_url: String,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    /// Largest upload, in bytes.
+    pub max_upload: u64,
+    /// Where uploaded files live: `<data-dir>/media`, or S3.
+    pub blobs: media_store::BlobConfig,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -174,7 +242,66 @@ impl Config {
             .and_then(|s| s.redis_prefix.clone())
             .or(file.redis_prefix)
             .unwrap_or_else(|| "gax".into());
+        let max_upload = match (s.as_ref().and_then(|s| s.max_upload), &file.max_upload) {
+            (Some(n), _) => n,
+            (None, Some(text)) => parse_size(text)
+                .map_err(anyhow::Error::msg)
+                .context("max_upload in the config file")?,
+            (None, None) => 1 << 30,
+        };
+        let pick = |flag: Option<&String>, file: &Option<String>| {
+            flag.cloned()
+                .or_else(|| file.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let blobs = match pick(
+            s.as_ref().and_then(|s| s.s3_bucket.as_ref()),
+            &file.s3_bucket,
+        ) {
+            None => media_store::BlobConfig::Local {
+                dir: data_dir.join("media"),
+            },
+            Some(bucket) => {
+                let endpoint = pick(
+                    s.as_ref().and_then(|s| s.s3_endpoint.as_ref()),
+                    &file.s3_endpoint,
+                );
+                let access_key = pick(
+                    s.as_ref().and_then(|s| s.s3_access_key.as_ref()),
+                    &file.s3_access_key,
+                )
+                .context(
+                    "the S3 backend needs an access key (--s3-access-key, GAX_S3_ACCESS_KEY)",
+                )?;
+                let secret_key = pick(
+                    s.as_ref().and_then(|s| s.s3_secret_key.as_ref()),
+                    &file.s3_secret_key,
+                )
+                .context(
+                    "the S3 backend needs a secret key (--s3-secret-key, GAX_S3_SECRET_KEY)",
+                )?;
+                media_store::BlobConfig::S3(media_store::S3Config {
+                    path_style: endpoint.is_some(),
+                    endpoint,
+                    bucket,
+                    region: pick(
+                        s.as_ref().and_then(|s| s.s3_region.as_ref()),
+                        &file.s3_region,
+                    )
+                    .unwrap_or_else(|| "us-east-1".into()),
+                    access_key,
+                    secret_key,
+                    prefix: pick(
+                        s.as_ref().and_then(|s| s.s3_prefix.as_ref()),
+                        &file.s3_prefix,
+                    )
+                    .unwrap_or_default(),
+                })
+            }
+        };
         Ok(Config {
+            max_upload,
+            blobs,
             database_url,
             redis_url,
             redis_prefix,
@@ -266,7 +393,58 @@ mod tests {
             database_url: None,
             redis_url: None,
             redis_prefix: None,
+            max_upload: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key: None,
+            s3_secret_key: None,
+            s3_prefix: None,
         }
+    }
+
+    #[test]
+    fn sizes_and_the_blob_backend() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("64k"), Ok(64_000));
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "0",
+            "1.5GiB",
+            "3 parsecs",
+            "99999999999TiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        let c = Config::resolve(&common(None), Some(&serve())).unwrap();
+        assert_eq!(c.max_upload, 1 << 30);
+        assert_eq!(
+            c.blobs,
+            media_store::BlobConfig::Local {
+                dir: PathBuf::from("gax-data/media")
+            }
+        );
+        let mut s = serve();
+        s.s3_bucket = Some("gax".into());
+        s.s3_endpoint = Some("http://127.0.0.1:9000".into());
+        s.s3_access_key = Some("k".into());
+        assert!(
+            Config::resolve(&common(None), Some(&s)).is_err(),
+            "a bucket without a secret key is refused"
+        );
+        s.s3_secret_key = Some("s".into());
+        s.max_upload = Some(5);
+        let c = Config::resolve(&common(None), Some(&s)).unwrap();
+        assert_eq!(c.max_upload, 5);
+        let media_store::BlobConfig::S3(s3) = c.blobs else {
+            panic!("expected S3");
+        };
+        assert!(s3.path_style && s3.region == "us-east-1" && s3.bucket == "gax");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `gax`: the GAX server and its command-line tools.
 //!
 //! The binary only wires crates together: configuration ([`config`]), the media plane
-//! (`sfu-core`), the HTTP/WebSocket front door (`signaling`) and tokens (`messaging`).
+//! (`sfu-core`), the HTTP/WebSocket front door (`signaling`), tokens and the messenger
+//! (`messaging`) and files (`media-store`).
 
 mod config;
 
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the server on embedded defaults (no external service needed).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token (JWT) for a call room on stdout.
     Token(TokenArgs),
 }
@@ -126,7 +127,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("starting the messenger (bus, presence, search)")?;
-    let app = signaling::App::new(sfu.clone(), tokens, store, messenger, options, shutdown_rx);
+    let blobs = media_store::BlobStore::open(&config.blobs)
+        .await
+        .context("opening the file store")?;
+    tracing::info!(
+        backend = blobs.backend_name(),
+        max_upload = config.max_upload,
+        "file store ready"
+    );
+    let files = signaling::files::Files {
+        blobs,
+        max_upload: config.max_upload,
+    };
+    let app = signaling::App::new(
+        sfu.clone(),
+        tokens,
+        store,
+        messenger,
+        files,
+        options,
+        shutdown_rx,
+    );
     let app_for_stop = app.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

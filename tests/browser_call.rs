@@ -6,19 +6,29 @@
 
 mod common;
 
-use common::browser::{e2e_dir, BROWSER};
+use common::browser::{e2e_dir, ffmpeg, BROWSER};
 
 /// Runs one scenario of call.mjs against `gax`; panics with the browser log on failure.
 fn run_scenario(gax: &common::Gax, scenario: &str, room: &str, tokens: serde_json::Value) {
-    common::browser::run_scenario(
-        "call.mjs",
-        &[
-            ("GAX_URL", format!("http://{}", gax.http)),
-            ("GAX_ROOM", room.to_owned()),
-            ("GAX_SCENARIO", scenario.to_owned()),
-            ("GAX_TOKENS", tokens.to_string()),
-        ],
-    );
+    run_scenario_with(gax, scenario, room, tokens, &[]);
+}
+
+/// [`run_scenario`] with extra environment for the scenario.
+fn run_scenario_with(
+    gax: &common::Gax,
+    scenario: &str,
+    room: &str,
+    tokens: serde_json::Value,
+    env: &[(&str, String)],
+) {
+    let mut all = vec![
+        ("GAX_URL", format!("http://{}", gax.http)),
+        ("GAX_ROOM", room.to_owned()),
+        ("GAX_SCENARIO", scenario.to_owned()),
+        ("GAX_TOKENS", tokens.to_string()),
+    ];
+    all.extend(env.iter().cloned());
+    common::browser::run_scenario("call.mjs", &all);
 }
 
 fn forwarded(gax: &common::Gax) -> u64 {
@@ -138,13 +148,58 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
 
 /// The messenger in two Chromium pages: sign up (form and hook), friends and presence, a group
 /// that appears live on the other page, typing, a message typed and sent through the UI that
-/// shows on the other page, read marks, search by another word form, a call from the chat.
+/// shows on the other page, read marks, search by another word form, a call from the chat;
+/// then attachments: a video and an image picked in the file input upload with a progress bar
+/// and show inline on the other page, where the video plays and seeks.
 #[test]
 fn two_people_chat_in_the_web_client() {
     let _one_at_a_time = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     if e2e_dir().is_none() {
         return;
     }
+    let media = tempfile::tempdir().unwrap();
+    let video = media.path().join("clip.webm");
+    let image = media.path().join("still.png");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "5",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "2M",
+            "-c:a",
+            "libopus",
+            "-shortest",
+        ],
+        &video,
+    );
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240",
+            "-frames:v",
+            "1",
+        ],
+        &image,
+    );
     let gax = common::Gax::start(&[]);
-    run_scenario(&gax, "messenger", "", serde_json::json!({}));
+    let files = serde_json::json!({ "video": video, "image": image });
+    run_scenario_with(
+        &gax,
+        "messenger",
+        "",
+        serde_json::json!({}),
+        &[("GAX_FILES", files.to_string())],
+    );
 }

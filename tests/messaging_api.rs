@@ -568,6 +568,22 @@ fn the_openapi_document_describes_every_route() {
         ("/ws", "get"),
         ("/whip/{room}", "post"),
         ("/whip/{room}/{session}", "delete"),
+        ("/api/files", "post"),
+        ("/api/files", "get"),
+        ("/api/files/{id}", "get"),
+        ("/api/files/{id}", "delete"),
+        ("/api/files/{id}/info", "get"),
+        ("/api/files/{id}/link", "post"),
+        ("/api/uploads", "post"),
+        ("/api/uploads/{id}", "get"),
+        ("/api/uploads/{id}", "delete"),
+        ("/api/uploads/{id}/parts/{n}", "put"),
+        ("/api/uploads/{id}/complete", "post"),
+        ("/api/watch", "post"),
+        ("/api/watch/{room}", "get"),
+        ("/api/watch/{room}/members", "post"),
+        ("/api/watch/{room}/link", "post"),
+        ("/api/watch/{room}/control", "post"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in expected {

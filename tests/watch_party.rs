@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::ws::{closed, connect, next, put, until, Ws};
 use common::{register, Gax};
 use serde_json::{json, Value};
@@ -230,6 +228,86 @@ fn rest_routes_refuse_bad_input_and_change_nothing() {
     let (s, _) = gax.api("GET", &format!("/api/watch/{other}"), Some(guest), None);
     assert_eq!(s, 403, "a link is for one room");
     assert_eq!(version(&gax, &host, &room), 3);
+
+    // A file source: only a file the creator may read; its members (and link holders) play
+    // it from a signed link that needs no header.
+    let (s, _, body) = common::http_request(
+        gax.http,
+        "POST",
+        "/api/files?name=notes.txt",
+        Some(&host),
+        Some("text/plain"),
+        b"not really a movie",
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{body}");
+    let file: Value = serde_json::from_str(&body).unwrap();
+    let file_id = file["id"].as_str().unwrap();
+    let (s, v) = create(
+        Some(&ann),
+        json!({"title": "mine now", "source": {"file": file_id}}),
+    );
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (403, Some("file_forbidden")),
+        "{v}"
+    );
+    let (s, v) = create(
+        Some(&host),
+        json!({"title": "t", "source": {"file": "f_does-not-exist"}}),
+    );
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (404, Some("file_not_found")),
+        "{v}"
+    );
+    let (s, v) = create(
+        Some(&host),
+        json!({"title": "From a file", "source": {"file": file_id}}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let file_room = v["room"]["id"].as_str().unwrap().to_owned();
+    let (s, _) = gax.api("GET", &format!("/api/files/{file_id}"), Some(&ann), None);
+    assert_eq!(s, 403, "not yet a member of the file's room");
+    gax.api(
+        "POST",
+        &format!("/api/watch/{file_room}/members"),
+        Some(&host),
+        Some(json!({"user": ann_id})),
+    );
+    let (s, _, _) = common::http_request(
+        gax.http,
+        "GET",
+        &format!("/api/files/{file_id}"),
+        Some(&ann),
+        None,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(s, 200, "a member of the file's room reads it");
+    let (_, link) = gax.api(
+        "POST",
+        &format!("/api/watch/{file_room}/link"),
+        Some(&host),
+        None,
+    );
+    let (_, view) = gax.api(
+        "GET",
+        &format!("/api/watch/{file_room}"),
+        Some(link["token"].as_str().unwrap()),
+        None,
+    );
+    let src = view["source_url"].as_str().unwrap();
+    assert!(
+        src.starts_with(&format!("/api/files/{file_id}?link=")),
+        "{src}"
+    );
+    let (s, _, bytes) = gax.get(src);
+    assert_eq!(
+        (s, bytes.as_str()),
+        (200, "not really a movie"),
+        "the guest plays it"
+    );
 
     // The page and the API description.
     let (s, _, html) = gax.get(&format!("/watch/{room}"));
@@ -594,43 +672,6 @@ async fn two_nodes_keep_one_room_consistent_through_redis() {
     cluster.cleanup().await;
 }
 
-/// Makes a short VP8 WebM (a test pattern with a running clock) with ffmpeg; its path.
-fn make_video(dir: &std::path::Path, seconds: u32) -> std::path::PathBuf {
-    let path = dir.join("party.webm");
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc=size=320x240:rate=25:duration={seconds}"))
-        .args([
-            "-c:v",
-            "libvpx",
-            "-b:v",
-            "400k",
-            "-g",
-            "10",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-        ])
-        .arg(&path)
-        .output()
-        .expect("ffmpeg (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
 #[test]
 fn two_browsers_play_in_sync_and_a_late_joiner_catches_up() {
     let _one_at_a_time = common::browser::BROWSER
@@ -642,9 +683,28 @@ fn two_browsers_play_in_sync_and_a_late_joiner_catches_up() {
     let gax = Gax::start(&[]);
     let (host, _) = register(&gax, "host");
     let (ann, ann_id) = register(&gax, "ann");
-    let dir = gax.data_dir.join("video");
-    std::fs::create_dir_all(&dir).unwrap();
-    let video = make_video(&dir, 40);
+    // A test pattern, VP8 in WebM, a keyframe every 10 frames (quick, exact seeks).
+    let media = tempfile::tempdir().unwrap();
+    let video = media.path().join("party.webm");
+    common::browser::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=40",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "400k",
+            "-g",
+            "10",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ],
+        &video,
+    );
     common::browser::run_scenario(
         "watch.mjs",
         &[

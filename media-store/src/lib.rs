@@ -3,8 +3,8 @@
 //! Owns file storage. Today that is the blob layer: a [`BlobStore`] that keeps the bytes of
 //! uploaded files either in a local directory (the embedded default) or in any S3-compatible
 //! object store (AWS, MinIO, ...) through `aws-sdk-s3`, chosen by [`BlobConfig`]. File
-//! metadata in SQL, HTTP routes and access checks against chat / watch-party membership come
-//! next (issue 5).
+//! records and access (who may read a file) live in `messaging::files`; the HTTP routes in
+//! `signaling::files`. Feature `test-support` adds a real S3 server for tests (`testing`).
 //!
 //! ```text
 //!   client bytes ──► put(id, stream, limit) ──► Tally (size, SHA-256, sniffed type)
@@ -48,6 +48,8 @@ mod id;
 mod local;
 mod range;
 mod s3;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::path::PathBuf;
 use std::pin::Pin;

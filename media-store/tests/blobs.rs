@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use media_store::{
-    BlobConfig, BlobError, BlobId, BlobStore, ByteRange, PartInfo, S3Config, UploadId,
-    MIN_PART_SIZE,
+    BlobConfig, BlobError, BlobId, BlobStore, ByteRange, PartInfo, UploadId, MIN_PART_SIZE,
 };
 use sha2::{Digest, Sha256};
 
@@ -53,46 +52,14 @@ async fn local() -> Fixture {
     }
 }
 
-/// Starts s3s-fs on loopback (served until the test's runtime ends) with one bucket.
+/// A real S3 server (s3s-fs, in process on loopback) with one bucket.
 async fn s3() -> Fixture {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    std::fs::create_dir(root.join("media")).unwrap();
-    let fs = s3s_fs::FileSystem::new(&root).unwrap();
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single(
-        "test-key",
-        "test-secret",
-    ));
-    let service = b.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
-    });
-    let config = BlobConfig::S3(S3Config {
-        endpoint: Some(format!("http://{addr}")),
-        bucket: "media".into(),
-        region: "us-east-1".into(),
-        access_key: "test-key".into(),
-        secret_key: "test-secret".into(),
-        path_style: true,
-        prefix: String::new(),
-    });
-    let store = BlobStore::open(&config).await.unwrap();
+    let (_, config) = media_store::testing::start_s3_server(&root, "media")
+        .await
+        .unwrap();
+    let store = BlobStore::open(&BlobConfig::S3(config)).await.unwrap();
     assert_eq!(store.backend_name(), "s3");
     Fixture {
         store,

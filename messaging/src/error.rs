@@ -94,6 +94,17 @@ pub enum StoreError {
     #[error("the message was deleted")]
     MessageDeleted,
 
+    // --- files ---
+    #[error("no such file")]
+    FileNotFound,
+    /// The file exists but the caller may not read it (not the owner, not shared with them).
+    #[error("you may not read this file")]
+    FileForbidden,
+    #[error("only the owner can do this to a file")]
+    NotFileOwner,
+    #[error("no such upload")]
+    UploadNotFound,
+
     // --- internal ---
     #[error("bad store configuration: {0}")]
     Config(String),
@@ -140,6 +151,10 @@ impl StoreError {
             MessageNotFound => "message_not_found",
             NotAuthor => "not_author",
             MessageDeleted => "message_deleted",
+            FileNotFound => "file_not_found",
+            FileForbidden => "file_forbidden",
+            NotFileOwner => "not_file_owner",
+            UploadNotFound => "upload_not_found",
             Config(_) | Database(_) | Migrate(_) | Internal(_) => "internal",
         }
     }
@@ -157,13 +172,16 @@ impl StoreError {
             | NotGroup => 400,
             BadCredentials | InvalidRefreshToken | RefreshTokenExpired | RefreshTokenRevoked
             | RefreshTokenReused => 401,
-            NotMember | NotAdmin | NotAuthor | CannotRemoveCreator => 403,
+            NotMember | NotAdmin | NotAuthor | CannotRemoveCreator | FileForbidden
+            | NotFileOwner => 403,
             UserNotFound
             | FriendRequestNotFound
             | NotFriends
             | UserNotInChat
             | MessageNotFound
-            | ChatNotFound => 404,
+            | ChatNotFound
+            | FileNotFound
+            | UploadNotFound => 404,
             UsernameTaken
             | AlreadyFriends
             | FriendRequestExists

@@ -27,6 +27,7 @@
 //!        ── friends.rs   requests, accept/decline, lists            │ SQLite or
 //!        ── chats.rs     direct + group chats, members, receipts    │ Postgres
 //!        ── messages.rs  send (seq, idempotency), edit, delete, history │
+//!        ── files.rs     file records, who may read them, uploads   │
 //!        ── watch_rooms.rs  watch-party rooms, members and roles     ┘
 //!        │  after a write, the caller publishes what changed
 //!        ▼
@@ -91,6 +92,7 @@ pub mod bus;
 pub mod chats;
 pub mod error;
 pub mod export;
+pub mod files;
 pub mod friends;
 pub mod messages;
 pub mod presence;
@@ -107,6 +109,7 @@ pub use accounts::{Profile, ProfileUpdate};
 pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
 pub use chats::{Chat, ChatKind, ChatMember, ChatSummary, Role};
 pub use error::StoreError;
+pub use files::{FileRecord, NewFile, UploadRecord};
 pub use friends::FriendRequestOutcome;
 pub use messages::{Message, NewMessage, Sent};
 pub use presence::{Presence, PresenceChange, PresenceError};

@@ -156,8 +156,11 @@ impl Store {
     /// is durable. A retry with the same `client_key` returns the first message
     /// (`duplicate: true`) and stores nothing.
     ///
+    /// Attachments are file ids the sender may read (see `files.rs`); the chat's members may
+    /// read them from then on.
+    ///
     /// Errors: `EmptyMessage`, `MessageTooLong`, `InvalidInput` (attachments, key),
-    /// `NotMember`.
+    /// `NotMember`, `FileNotFound`, `FileForbidden`.
     pub async fn send_message(
         &self,
         me: UserId,
@@ -201,6 +204,26 @@ impl Store {
                     duplicate: true,
                 });
             }
+        }
+        // Attachments: the sender must be able to read each file; its chat's members then can.
+        for file in &message.attachments {
+            let denied = match crate::files::readable(&mut *w.tx, me, file).await? {
+                None => Some(StoreError::FileNotFound),
+                Some((_, false)) => Some(StoreError::FileForbidden),
+                Some((_, true)) => None,
+            };
+            if let Some(e) = denied {
+                w.rollback().await?;
+                return Err(e);
+            }
+            sqlx::query(
+                "INSERT INTO file_shares (file_id, chat_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(file)
+            .bind(chat.0)
+            .execute(&mut *w.tx)
+            .await?;
         }
         let sql = format!(
             "INSERT INTO messages (chat_id, seq, sender_id, body, attachments, client_key, created_at)

@@ -26,6 +26,8 @@ pub const MESSAGE_MAX: usize = 4000;
 pub const ATTACHMENTS_MAX: usize = 16;
 /// Longest client idempotency key.
 pub const CLIENT_KEY_MAX: usize = 64;
+/// Longest file name, in bytes (the common file-system limit).
+pub const FILE_NAME_MAX: usize = 255;
 
 /// Checks a username and returns its lookup key (lowercase). Case is kept for display; two
 /// names that differ only in case are the same account.
@@ -138,9 +140,50 @@ pub fn attachments(ids: &[String]) -> Result<(), StoreError> {
     ids.iter().try_for_each(|id| file_id("attachments", id))
 }
 
+/// A file name as a client gave it (shown to people and offered on download, never used as a
+/// path): 1..=255 bytes after trimming, no path separators, no control characters, not `.` or
+/// `..`. Refused rather than cleaned up, so a client sees what the server will call the file.
+pub fn file_name(name: &str) -> Result<String, StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > FILE_NAME_MAX {
+        return Err(invalid("name", "a file name is 1 to 255 bytes"));
+    }
+    if name == "." || name == ".." || name.contains(['/', '\\']) {
+        return Err(invalid("name", "a file name cannot be a path"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid(
+            "name",
+            "a file name cannot contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(file_name(" clip.webm ").unwrap(), "clip.webm");
+        assert_eq!(file_name("отпуск 2026.jpg").unwrap(), "отпуск 2026.jpg");
+        assert_eq!(file_name("..hidden").unwrap(), "..hidden");
+        for bad in [
+            "",
+            "   ",
+            ".",
+            "..",
+            "../../etc/passwd",
+            "a/b",
+            "..\\..\\win.ini",
+            "a\0b",
+            "line\nbreak",
+            &"x".repeat(256),
+        ] {
+            assert!(file_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn usernames() {

@@ -2,7 +2,9 @@
 //! length) and its members with their roles (`watch_members`). The live playback state is not
 //! here (see [`crate::watch_live`]).
 //!
-//! Rules: the creator is the host and a member with role `host`; only the host invites
+//! Rules: the creator is the host and a member with role `host`; a file source must be a file
+//! the host may read, and the room's members may then read it too (`files.rs`); only the host
+//! invites
 //! members and changes roles (hands control to others with `controller`, takes it back with
 //! `viewer`); the host's own role never changes. Share-link guests are not members: they hold
 //! a token for the room (checked by the HTTP layer) and only watch.
@@ -11,6 +13,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::error::StoreError;
 use crate::store::{Store, UserId};
 use crate::validate;
 use crate::watch::{Source, WatchError, WatchMember, WatchRole};
@@ -96,6 +99,18 @@ impl Store {
         if !w.user_exists(host).await? {
             w.rollback().await?;
             return Err(WatchError::UserNotFound);
+        }
+        // A room shares its file with its members: only someone who may read it can.
+        if let Source::File { file } = source {
+            let refused = match crate::files::readable(&mut *w.tx, host, file).await? {
+                None => Some(StoreError::FileNotFound),
+                Some((_, false)) => Some(StoreError::FileForbidden),
+                Some((_, true)) => None,
+            };
+            if let Some(e) = refused {
+                w.rollback().await?;
+                return Err(e.into());
+            }
         }
         sqlx::query(
             "INSERT INTO watch_rooms (id, host_id, title, source_url, source_file, duration_ms, created_at)

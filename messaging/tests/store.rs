@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use messaging::auth::TokenKeys;
 use messaging::{
-    Backend, ChatId, ChatKind, Clock, FriendRequestOutcome, HashCost, LoginLimiter, NewMessage,
-    ProfileUpdate, Role, Store, StoreConfig, StoreError, UserId,
+    Backend, ChatId, ChatKind, Clock, FriendRequestOutcome, HashCost, LoginLimiter, NewFile,
+    NewMessage, ProfileUpdate, Role, Store, StoreConfig, StoreError, UserId,
 };
 use sqlx::{AnyConnection, Connection, Executor, Row};
 
@@ -210,6 +210,7 @@ on_both_backends!(
     non_members_get_nothing,
     idempotent_retry_stores_one_message,
     edit_and_delete,
+    files_and_who_may_read_them,
     history_cursors,
     read_receipts_and_unread_counts,
     concurrent_senders_get_gapless_seqs,
@@ -795,6 +796,9 @@ async fn message_validation_stores_nothing(env: Env) {
     let s = &env.store;
     let (jo, kim) = (env.user("joe").await, env.user("kim").await);
     let chat = s.open_direct_chat(jo, kim).await.unwrap().id;
+    for id in ["file_1", "file_2", "f"] {
+        s.add_file(jo, new_file(id, "a.png")).await.unwrap();
+    }
 
     let refused = [
         (NewMessage::text(""), "message_empty"),
@@ -1086,12 +1090,121 @@ async fn edit_and_delete(env: Env) {
     );
 
     // Attachment messages may lose their caption but not everything.
+    s.add_file(rae, new_file("f1", "b.png")).await.unwrap();
     let a = s
         .send_message(rae, chat, NewMessage::text("cap").with_attachments(["f1"]))
         .await
         .unwrap()
         .message;
     assert_eq!(s.edit_message(rae, a.id, "").await.unwrap().text, None);
+}
+
+fn new_file(id: &str, name: &str) -> NewFile {
+    NewFile {
+        id: id.into(),
+        name: name.into(),
+        size: 1234,
+        content_type: "image/png".into(),
+        sha256: "ab".repeat(32),
+    }
+}
+
+async fn files_and_who_may_read_them(env: Env) {
+    let s = &env.store;
+    let (ann, ben, cat) = (
+        env.user("ann").await,
+        env.user("ben").await,
+        env.user("cat").await,
+    );
+    let f = s
+        .add_file(ann, new_file("f_ann", "holiday.png"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.owner, f.name.as_str(), f.size),
+        (ann, "holiday.png", 1234)
+    );
+    assert_eq!(s.file_for(ann, "f_ann").await.unwrap(), f);
+    let code = |r: Result<messaging::FileRecord, StoreError>| r.unwrap_err().code();
+    assert_eq!(code(s.file_for(ben, "f_ann").await), "file_forbidden");
+    assert_eq!(code(s.file_for(ann, "nope").await), "file_not_found");
+    assert_eq!(code(s.file_for(ann, "../etc").await), "file_not_found");
+    for bad in ["../x", "", "a/b", "..", "a\0b"] {
+        assert_eq!(
+            code(s.add_file(ann, new_file("f_bad", bad)).await),
+            "invalid_input",
+            "{bad:?}"
+        );
+    }
+
+    // Attached in a chat with ben: ben may read it; cat may not, nor attach it.
+    let chat = s.open_direct_chat(ann, ben).await.unwrap().id;
+    s.send_message(
+        ann,
+        chat,
+        NewMessage::text("look").with_attachments(["f_ann"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.file_for(ben, "f_ann").await.unwrap().id, "f_ann");
+    assert_eq!(s.file_chats("f_ann").await.unwrap(), vec![chat]);
+    assert_eq!(code(s.file_for(cat, "f_ann").await), "file_forbidden");
+    let other = s.open_direct_chat(cat, ben).await.unwrap().id;
+    let err = s
+        .send_message(
+            cat,
+            other,
+            NewMessage::text("x").with_attachments(["f_ann"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "file_forbidden");
+    let err = s
+        .send_message(
+            cat,
+            other,
+            NewMessage::text("x").with_attachments(["missing"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "file_not_found");
+    assert!(
+        s.messages_after(cat, other, 0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing sent"
+    );
+    // Ben may pass on what he may read; then cat may read it too.
+    s.send_message(
+        ben,
+        other,
+        NewMessage::text("fwd").with_attachments(["f_ann"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.file_for(cat, "f_ann").await.unwrap().id, "f_ann");
+
+    // Only the owner deletes.
+    assert_eq!(code(s.delete_file(ben, "f_ann").await), "not_file_owner");
+    s.delete_file(ann, "f_ann").await.unwrap();
+    assert_eq!(code(s.file_for(ann, "f_ann").await), "file_not_found");
+    assert!(s.files_of(ann, 10).await.unwrap().is_empty());
+
+    // Uploads belong to whoever started them.
+    s.add_upload(ann, "u1", "f_big", "s3-upload-id", "big.bin")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.upload_for(ann, "u1").await.unwrap().backend_id,
+        "s3-upload-id"
+    );
+    assert_eq!(
+        s.upload_for(ben, "u1").await.unwrap_err().code(),
+        "upload_not_found"
+    );
+    s.remove_upload("u1").await.unwrap();
+    assert!(s.upload_for(ann, "u1").await.is_err());
 }
 
 async fn history_cursors(env: Env) {

@@ -129,13 +129,61 @@ async fn rooms_and_roles(postgres: bool) {
         code(s.watch_room("0000000000000000").await),
         "room_not_found"
     );
+    // A file source must be a file the host may read; the room's members may then read it.
+    let clip = s
+        .add_file(
+            host,
+            messaging::files::NewFile {
+                id: "f_clip".into(),
+                name: "clip.webm".into(),
+                size: 10,
+                content_type: "video/webm".into(),
+                sha256: "00".repeat(32),
+            },
+        )
+        .await
+        .unwrap();
+    let bobs = s
+        .add_file(
+            bob,
+            messaging::files::NewFile {
+                id: "f_bob".into(),
+                name: "b.webm".into(),
+                size: 10,
+                content_type: "video/webm".into(),
+                sha256: "11".repeat(32),
+            },
+        )
+        .await
+        .unwrap();
+    let file = |id: &str| Source::File { file: id.into() };
+    assert_eq!(
+        code(s.create_watch_room(host, "t", &file(&bobs.id), None).await),
+        "file_forbidden"
+    );
+    assert_eq!(
+        code(s.create_watch_room(host, "t", &file("f_nope"), None).await),
+        "file_not_found"
+    );
     let file_room = s
-        .create_watch_room(host, "Clip", &Source::File { file: "f_1".into() }, None)
+        .create_watch_room(host, "Clip", &file(&clip.id), None)
         .await
         .unwrap();
     assert_eq!(
         s.watch_room(&file_room.id).await.unwrap().source,
-        Source::File { file: "f_1".into() }
+        file(&clip.id)
+    );
+    assert_eq!(
+        s.file_for(ann, &clip.id).await.unwrap_err().code(),
+        "file_forbidden"
+    );
+    s.set_watch_member(host, &file_room.id, ann, WatchRole::Viewer)
+        .await
+        .unwrap();
+    assert_eq!(s.file_for(ann, &clip.id).await.unwrap(), clip);
+    assert!(
+        s.file_for(bob, &clip.id).await.is_err(),
+        "not a member of that room"
     );
 
     // The host is a member with role host and controls; others are not members yet.
@@ -219,7 +267,7 @@ async fn rooms_and_roles(postgres: bool) {
     assert!(!s.can_control_watch(&room.id, ann).await.unwrap());
     assert_eq!(s.watch_members(&room.id).await.unwrap().len(), 3);
     // Another room's members are its own.
-    assert_eq!(s.watch_members(&file_room.id).await.unwrap().len(), 1);
+    assert_eq!(s.watch_members(&file_room.id).await.unwrap().len(), 2);
 
     s.close().await;
     cleanup.run().await;

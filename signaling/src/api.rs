@@ -114,6 +114,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(crate::watch_api::set_member))
         .routes(routes!(crate::watch_api::share_link))
         .routes(routes!(crate::watch_api::control))
+        .merge(crate::files::routes())
 }
 
 impl From<StoreError> for ApiError {

@@ -4,12 +4,13 @@
 //! [`protocol`], documented in `docs/protocol.md`), the messenger's REST API and session, watch
 //! parties ([`watch_api`], [`watch_ws`]), health and Prometheus metrics, the embedded web
 //! client at `/` (and the watch page at `/watch/{room}`), and (in development mode) a token
-//! endpoint. It checks the JWT at every
-//! door ([`messaging::auth`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
+//! endpoint. It checks the JWT at every door ([`messaging::auth`]), serves files from
+//! [`media_store`] ([`files`]) and drives the media plane through [`sfu_core::Sfu`]; media itself
 //! never passes through here.
 
 pub mod api;
 pub mod chat_ws;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod messenger;
@@ -77,6 +78,8 @@ pub struct App {
     pub limiter: messaging::LoginLimiter,
     /// Event bus, presence, search and live delivery.
     pub messenger: messenger::Messenger,
+    /// Uploaded files: the blob store and the upload limit.
+    pub files: files::Files,
     /// Live WHIP publishers.
     pub whip: whip::WhipSessions,
     pub rooms: rooms::Rooms,
@@ -113,6 +116,7 @@ impl App {
         tokens: TokenKeys,
         store: messaging::Store,
         messenger: messenger::Messenger,
+        files: files::Files,
         options: Options,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<App> {
@@ -122,6 +126,7 @@ impl App {
             store,
             limiter: messaging::LoginLimiter::default(),
             messenger,
+            files,
             whip: whip::WhipSessions::default(),
             rooms: rooms::Rooms::default(),
             dev: options.dev,

@@ -242,8 +242,29 @@ impl App {
                 message: sent.message.clone(),
             })
             .await;
+            for file in &sent.message.attachments {
+                self.file_shared(file).await;
+            }
         }
         Ok(sent)
+    }
+
+    /// Tells the search index who may now find a file (it was attached in another chat).
+    async fn file_shared(&self, id: &str) {
+        let (file, chats) = match (self.store.file(id).await, self.store.file_chats(id).await) {
+            (Ok(file), Ok(chats)) => (file, chats),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("reading shared file {id} for the index: {e}");
+                return;
+            }
+        };
+        self.publish(Event::FileAdded {
+            file_id: file.id,
+            owner: file.owner,
+            name: file.name,
+            chats,
+        })
+        .await;
     }
 
     /// Moves the caller's read mark forward and tells the chat; returns where it stands.

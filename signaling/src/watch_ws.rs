@@ -47,16 +47,23 @@ pub fn call_room(room: &str) -> String {
     format!("watch:{room}")
 }
 
-/// The URL a browser plays a source from. URL sources play as they are; uploaded files from
-/// the file API.
-///
-/// MERGE NOTE: this is the one place where a file source becomes a URL. When the file API
-/// can sign time-limited download URLs, return a signed one here (the members of a room may
-/// read its `source_file`).
-pub fn playable_url(_app: &App, source: &Source) -> String {
+/// How long the signed link to a file source is valid (a viewer gets a fresh one each time it
+/// joins).
+pub const SOURCE_LINK_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The URL a browser plays a source from: URL sources as they are; uploaded files as a signed,
+/// time-limited link to the file API, which needs no header, so a `<video>` can use it (the
+/// room's members and link holders may read the room's file).
+pub fn playable_url(app: &App, source: &Source) -> String {
     match source {
         Source::Url { url } => url.clone(),
-        Source::File { file } => format!("/api/files/{file}"),
+        Source::File { file } => match app.signed_file_url(file, SOURCE_LINK_TTL) {
+            Ok((url, _)) => url,
+            Err(e) => {
+                tracing::warn!(file, "cannot sign a link to a watch room's file: {e}");
+                format!("/api/files/{file}")
+            }
+        },
     }
 }
 

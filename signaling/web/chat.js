@@ -242,7 +242,9 @@
     more: new Map(), // chat id -> older history exists
     loadingOlder: null, // promise of the page being loaded
     members: new Map(), // chat id -> Map(user id -> last_read_seq)
-    pending: new Map(), // client_key -> {client_key, chat, text, created_at, error?}
+    pending: new Map(), // client_key -> {client_key, chat, text, attachments, created_at, error?}
+    uploads: [], // uploads in progress: {key, name, loaded, total, chat, done, error, events}
+    files: new Map(), // file id -> {info, url, expires_at}
     waiters: new Map(), // client_key -> {resolve, reject} (gaxChat.send)
     profiles: new Map(), // user id -> profile
     asked: new Set(), // user ids whose profile is being fetched
@@ -511,21 +513,109 @@
   }
 
   function sendPending(p) {
-    return wsSend({ type: "send", chat: p.chat, text: p.text, client_key: p.client_key });
+    return wsSend({ type: "send", chat: p.chat, text: p.text, attachments: p.attachments || [], client_key: p.client_key });
   }
 
   // Queue a message; it goes out now or after the next reconnect, with the same client_key.
-  function sendText(text, chat = S.open) {
+  function sendText(text, chat = S.open, attachments = []) {
     text = String(text || "").trim();
-    if (!text) return Promise.reject(new Error("nothing to send"));
+    if (!text && !attachments.length) return Promise.reject(new Error("nothing to send"));
     if (chat == null) return Promise.reject(new Error("open a chat first"));
-    const p = { client_key: uuid(), chat, text, created_at: Date.now() };
+    const p = { client_key: uuid(), chat, text, attachments, created_at: Date.now() };
     S.pending.set(p.client_key, p);
     savePending();
     sendPending(p);
     S.stick = true;
     render();
     return new Promise((resolve, reject) => S.waiters.set(p.client_key, { resolve, reject }));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Attachments: upload with progress (XHR: fetch has no upload progress), then send a message
+  // that references the file ids. Shown inline through signed links (a <video> cannot send an
+  // Authorization header).
+
+  // One upload: POST /api/files with the file as the raw body. Progress goes to S.uploads.
+  function uploadFile(file, chat) {
+    const u = { key: uuid(), name: file.name || "file", loaded: 0, total: file.size, chat, done: false, error: null, events: 0 };
+    S.uploads.push(u);
+    renderUploads();
+    const attempt = (token) => new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/files");
+      xhr.setRequestHeader("Authorization", "Bearer " + token);
+      xhr.setRequestHeader("X-File-Name", encodeURIComponent(u.name));
+      if (file.type) xhr.setRequestHeader("Content-Type", file.type);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) { u.loaded = e.loaded; u.total = e.total; }
+        u.events += 1;
+        renderUploads();
+      };
+      xhr.onload = () => {
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 201 && data) resolve(data);
+        else reject(new ApiError(xhr.status, (data && data.error) || "http_" + xhr.status, (data && data.message) || `upload failed (${xhr.status})`));
+      };
+      xhr.onerror = () => reject(new ApiError(0, "network", "the upload was interrupted"));
+      xhr.send(file);
+    });
+    return freshToken()
+      .then((t) => attempt(t).catch((e) => (e.status === 401 && auth ? refreshTokens(t).then(attempt) : Promise.reject(e))))
+      .then((f) => {
+        u.done = true; u.loaded = u.total;
+        S.files.set(f.id, { info: f });
+        renderUploads();
+        setTimeout(() => { S.uploads = S.uploads.filter((x) => x !== u); renderUploads(); }, 1500);
+        return f;
+      }, (e) => { u.error = e.message; renderUploads(); throw e; });
+  }
+
+  // Uploads every file, then sends one message with all of them and the composer text.
+  async function sendFiles(files, text = "", chat = S.open) {
+    if (chat == null) throw new Error("open a chat first");
+    const uploaded = await Promise.all([...files].map((f) => uploadFile(f, chat)));
+    return sendText(text, chat, uploaded.map((f) => f.id));
+  }
+
+  function renderUploads() {
+    const list = $("uploads");
+    list.replaceChildren(...S.uploads.filter((u) => u.chat === S.open).map((u) => {
+      const pct = u.total ? Math.round((100 * u.loaded) / u.total) : 0;
+      const bar = h("progress", { max: "100", value: String(pct), "aria-label": `Uploading ${u.name}` });
+      return h("li", { class: u.error ? "failed" : u.done ? "done" : "" }, h("span", {}, u.name), bar,
+        h("span", {}, u.error ? `failed: ${u.error}` : u.done ? "uploaded" : `${pct}%`));
+    }));
+  }
+
+  // The file's record and a signed link, fetched once per file (the link renewed when stale).
+  async function fileView(id) {
+    let f = S.files.get(id) || {};
+    if (!f.info) f.info = await api("GET", `/api/files/${encodeURIComponent(id)}/info`);
+    if (!f.url || f.expires_at * 1000 - Date.now() < 60_000) {
+      const link = await api("POST", `/api/files/${encodeURIComponent(id)}/link`, {});
+      f.url = link.url; f.expires_at = link.expires_at;
+    }
+    S.files.set(id, f);
+    return f;
+  }
+
+  // An attachment's element: image, audio or video inline, anything else a download link.
+  function attachmentNode(id) {
+    const box = h("div", { class: "file", "data-file": id }, h("span", { class: "hint" }, "loading attachment…"));
+    fileView(id).then((f) => {
+      const t = f.info.content_type || "";
+      let node;
+      if (t.startsWith("image/") && t !== "image/svg+xml") node = h("img", { src: f.url, alt: f.info.name, loading: "lazy" });
+      else if (t.startsWith("video/")) node = h("video", { src: f.url, controls: "", preload: "metadata", playsinline: "" });
+      else if (t.startsWith("audio/")) node = h("audio", { src: f.url, controls: "", preload: "metadata" });
+      const size = f.info.size >= 1 << 20 ? `${(f.info.size / (1 << 20)).toFixed(1)} MiB` : `${Math.ceil(f.info.size / 1024)} KiB`;
+      const link = h("a", { href: f.url, download: f.info.name }, `${f.info.name} (${size})`);
+      box.replaceChildren(...(node ? [node, link] : [link]));
+    }, (e) => {
+      box.replaceChildren(h("span", { class: "hint" }, e.status === 404 ? "attachment removed" : `attachment unavailable: ${e.message}`));
+    });
+    return box;
   }
 
   function retryPending(key) {
@@ -912,6 +1002,7 @@
     sync($("chat-log"), items, keyOf, (m) => JSON.stringify([m.text, m.edited_at, m.deleted_at, m.error, nameOf(m.sender),
       m.sender === me() && m.seq <= readUpTo, editing(m)]), (m) => messageItem(m, readUpTo, editing(m)));
 
+    renderUploads();
     if (S.keepOffset) sc.scrollTop = before.top + (sc.scrollHeight - before.height);
     else if (S.stick || atBottom) sc.scrollTop = sc.scrollHeight;
     S.keepOffset = S.stick = false;
@@ -944,8 +1035,10 @@
     } else if (m.deleted_at) {
       body = h("div", { class: "text" }, "message deleted");
     } else {
+      const files = m.attachments || [];
       body = h("div", { class: "text" }, m.text || "",
-        (m.attachments || []).length ? h("span", { class: "hint" }, ` [${m.attachments.length} attachment(s)]`) : null);
+        files.length ? (m.pending ? h("span", { class: "hint" }, ` [${files.length} attachment(s)]`)
+          : h("div", { class: "files" }, ...files.map(attachmentNode))) : null);
     }
     let acts = null;
     if (m.pending && m.error) {
@@ -1081,6 +1174,14 @@
     $("composer-text").value = "";
     sendText(text).catch(() => {}); // failures stay in the log with Retry / Discard
   }));
+  $("composer-file").addEventListener("change", ui(async (e) => {
+    const files = [...e.target.files];
+    e.target.value = "";
+    if (!files.length) return;
+    const text = $("composer-text").value;
+    $("composer-text").value = "";
+    await sendFiles(files, text);
+  }));
   $("composer-text").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
   });
@@ -1109,7 +1210,9 @@
           last_seq: s.chat.last_seq, last_read_seq: s.last_read_seq })),
       messages: [...(S.msgs.get(S.open) || new Map()).values()].sort((a, b) => a.seq - b.seq).map((m) => ({
         seq: m.seq, sender: m.sender, text: m.text ?? null, edited: !!m.edited_at, deleted: !!m.deleted_at,
-        read: m.sender === me() && m.seq <= othersRead(S.open), client_key: m.client_key ?? null })),
+        read: m.sender === me() && m.seq <= othersRead(S.open), client_key: m.client_key ?? null,
+        attachments: m.attachments || [] })),
+      uploads: S.uploads.map((u) => ({ ...u })),
       pending: [...S.pending.values()].map((p) => ({ ...p })),
       hasOlder: !!S.more.get(S.open),
       typing: typingText(S.open),
@@ -1120,6 +1223,7 @@
     register: (u, p, displayName) => signIn("register", u, p, displayName),
     logout,
     send: (text, chat) => sendText(text, chat),
+    sendFiles: (files, text, chat) => sendFiles(files, text, chat),
     open: (id, seq) => openChat(id, seq),
     openDirect,
     createGroup,

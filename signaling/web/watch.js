@@ -83,7 +83,7 @@
         const local = URL.createObjectURL(file);
         duration = await probeDuration(local);
         URL.revokeObjectURL(local);
-        const up = await api("POST", "/api/files", file, { "X-File-Name": file.name, "Content-Type": file.type || "application/octet-stream" });
+        const up = await api("POST", "/api/files", file, { "X-File-Name": encodeURIComponent(file.name), "Content-Type": file.type || "application/octet-stream" });
         source = { file: up.id };
       } else if (url) {
         duration = await probeDuration(url);

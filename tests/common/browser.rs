@@ -49,3 +49,15 @@ pub fn run_scenario(script: &str, env: &[(&str, String)]) {
     );
     assert!(stdout.contains("\"PASS\""));
 }
+
+/// Runs Debian's ffmpeg (installed by scripts/test) to make a test file: inputs and codec
+/// arguments, then `out`.
+pub fn ffmpeg(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg not found: scripts/test installs it (apt-get install ffmpeg)");
+    assert!(status.success(), "ffmpeg failed making {}", out.display());
+}

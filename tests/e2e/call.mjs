@@ -7,7 +7,8 @@
 // - dev-two-tabs: `gax serve --dev`, two pages without tokens (the page fetches one).
 // - messenger: two pages of the messenger at `/` sign up, become friends, share a group; a
 //   message typed into the send box appears on the other page, typing and read marks show,
-//   search finds it, and a call started from the chat opens the call room.
+//   search finds it, and a call started from the chat opens the call room; with GAX_FILES
+//   ({video, image} paths) alice attaches both and bob's page shows them inline and plays the video.
 // Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
 //      CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
@@ -437,6 +438,47 @@ async function messenger() {
   const url = typeof call === "string" ? call : call && call.url;
   if (!url || !url.includes(`room=chat-${chat}`) || !url.includes("autojoin=1")) fail("call url", { call });
   log("messenger", { chat, hits: hits.length, call: url.slice(0, 40) });
+
+  // Attachments: alice picks a video and an image in the file picker; the upload shows its
+  // progress; bob's page shows the image and plays the video inline (through signed links,
+  // the video with Range requests).
+  const files = JSON.parse(process.env.GAX_FILES || "null");
+  if (!files) return;
+  await alice.evaluate(() => {
+    window.__progress = [];
+    new MutationObserver(() => {
+      for (const p of document.querySelectorAll("#uploads progress")) window.__progress.push(Number(p.value));
+    }).observe(document.getElementById("uploads"), { childList: true, subtree: true, attributes: true });
+  });
+  await alice.fill("#composer-text", "clip and still");
+  await alice.setInputFiles("#composer-file", [files.video, files.image]);
+  await waitFor("alice", "the attachments are sent", () =>
+    window.gaxChat.state().messages.some((m) => m.text === "clip and still" && m.attachments.length === 2), undefined, 30_000);
+  const progress = await alice.evaluate(() => window.__progress);
+  if (!progress.length || Math.max(...progress) !== 100) fail("no upload progress shown", { progress });
+  await waitFor("bob", "the attachments arrive", () =>
+    window.gaxChat.state().messages.some((m) => m.text === "clip and still" && m.attachments.length === 2));
+  await waitFor("bob", "the image is shown", () => {
+    const img = document.querySelector("#chat-log .files img");
+    return img && img.complete && img.naturalWidth === 320;
+  }, undefined, 15_000);
+  await waitFor("bob", "the video has data", () => {
+    const v = document.querySelector("#chat-log .files video");
+    return v && v.readyState >= 2;
+  }, undefined, 15_000);
+  await bob.evaluate(() => { const v = document.querySelector("#chat-log .files video"); v.muted = true; return v.play(); });
+  await waitFor("bob", "the video plays", () => {
+    const v = document.querySelector("#chat-log .files video");
+    return v.currentTime > 1 && v.videoWidth === 320;
+  }, undefined, 15_000);
+  // Seeking works (the server answers Range requests).
+  await bob.evaluate(() => { const v = document.querySelector("#chat-log .files video"); v.currentTime = 3; });
+  await waitFor("bob", "the video seeks", () => {
+    const v = document.querySelector("#chat-log .files video");
+    return v.currentTime >= 3 && !v.seeking;
+  }, undefined, 15_000);
+  const shown = await bob.evaluate(() => [...document.querySelectorAll("#chat-log .files a")].map((a) => a.textContent));
+  log("attachments", { progress: progress.length, shown });
 }
 
 const scenarios = {

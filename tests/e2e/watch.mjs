@@ -1,7 +1,7 @@
 // Watch party in real browsers, run by tests/watch_party.rs (which starts gax, registers the
-// accounts and makes the video with ffmpeg). This script serves the video over HTTP (with Range
-// requests, as a file server would), creates the room through the REST API as the host,
-// invites ann, makes a share link, then:
+// accounts and makes the video with ffmpeg). The host creates the room in the page from the
+// video file (uploaded through the file API; the room plays it from a signed link); ann is
+// invited and a share link made over REST; then:
 //   1. host and ann open /watch/{room}?token=T&autojoin=1; the host presses Play (and waits,
 //      up to its timeout, for ann who reports she is not ready), seeks and pauses through the
 //      page's controls; after each, both pages' currentTime, normalised to one instant of the
@@ -12,8 +12,6 @@
 //   3. a chat line and a reaction reach the other pages.
 // Env: GAX_URL, GAX_VIDEO (path to a WebM), GAX_VIDEO_SECONDS, GAX_TOKENS ({host, ann}),
 //      GAX_ANN_ID, CHROMIUM.
-import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const base = process.env.GAX_URL;
@@ -29,23 +27,6 @@ function fail(msg, extra) {
   throw new Error(msg);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// The video, served with Range support and CORS (the page is on another origin).
-const video = readFileSync(process.env.GAX_VIDEO);
-const server = createServer((req, res) => {
-  const headers = { "Content-Type": "video/webm", "Accept-Ranges": "bytes", "Access-Control-Allow-Origin": "*" };
-  const m = /bytes=(\d*)-(\d*)/.exec(req.headers.range || "");
-  if (!m) {
-    res.writeHead(200, { ...headers, "Content-Length": video.length });
-    return res.end(video);
-  }
-  const start = m[1] ? Number(m[1]) : 0;
-  const end = m[2] ? Math.min(Number(m[2]), video.length - 1) : video.length - 1;
-  res.writeHead(206, { ...headers, "Content-Range": `bytes ${start}-${end}/${video.length}`, "Content-Length": end - start + 1 });
-  res.end(video.subarray(start, end + 1));
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
-const videoUrl = `http://127.0.0.1:${server.address().port}/party.webm`;
 
 async function api(method, path, token, body) {
   const r = await fetch(base + path, {
@@ -136,14 +117,22 @@ async function settled(name, tolMs, what) {
 }
 
 try {
-  const room = await api("POST", "/api/watch", tokens.host, { title: "e2e party", source: { url: videoUrl }, duration: seconds });
-  const id = room.room.id;
+  // The host creates the room in the page: title, the video file (uploaded through
+  // POST /api/files, its length read by the page), Create.
+  const host = await open("host", `${base}/watch/new?token=${encodeURIComponent(tokens.host)}`);
+  await host.fill("#w-create-title", "e2e party");
+  await host.setInputFiles("#w-create-file", process.env.GAX_VIDEO);
+  await host.click("#w-create button[type=submit]");
+  await host.waitForURL(/\/watch\/[0-9a-f]{16}\?/, { timeout: 30_000 });
+  const id = new URL(host.url()).pathname.split("/")[2];
+  const view = await api("GET", `/api/watch/${id}`, tokens.host);
+  if (!view.room.source.file) fail("the room plays the uploaded file", { view });
+  if (!(Math.abs(view.room.duration - seconds) < 0.5)) fail("the page read the video's length", { view });
   await api("POST", `/api/watch/${id}/members`, tokens.host, { user: Number(process.env.GAX_ANN_ID) });
   const link = await api("POST", `/api/watch/${id}/link`, tokens.host);
-  log("room", { id, videoUrl });
+  log("room", { id, source: view.source_url });
 
   const page = (t) => `${base}/watch/${id}?token=${encodeURIComponent(t)}&autojoin=1`;
-  await open("host", page(tokens.host));
   await open("ann", page(tokens.ann));
   for (const n of ["host", "ann"]) {
     await waitFor(n, "joined, clock synced and video loaded", () => {
@@ -244,5 +233,4 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  server.close();
 }

@@ -88,11 +88,19 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     })?);
     let tokens = messaging::auth::TokenKeys::from_secret(b"chatload-secret-chatload-secret-000");
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let files = signaling::files::Files {
+        blobs: media_store::BlobStore::open(&media_store::BlobConfig::Local {
+            dir: dir.join("media"),
+        })
+        .await?,
+        max_upload: 1 << 20,
+    };
     let app = signaling::App::new(
         sfu,
         tokens,
         store,
         messenger,
+        files,
         signaling::Options::default(),
         shutdown,
     );
