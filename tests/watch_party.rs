@@ -682,7 +682,7 @@ fn two_browsers_play_in_sync_and_a_late_joiner_catches_up() {
     }
     let gax = Gax::start(&[]);
     let (host, _) = register(&gax, "host");
-    let (ann, ann_id) = register(&gax, "ann");
+    let (ann, _) = register(&gax, "ann");
     // A test pattern, VP8 in WebM, a keyframe every 10 frames (quick, exact seeks).
     let media = tempfile::tempdir().unwrap();
     let video = media.path().join("party.webm");
@@ -712,7 +712,6 @@ fn two_browsers_play_in_sync_and_a_late_joiner_catches_up() {
             ("GAX_VIDEO", video.display().to_string()),
             ("GAX_VIDEO_SECONDS", "40".into()),
             ("GAX_TOKENS", json!({"host": host, "ann": ann}).to_string()),
-            ("GAX_ANN_ID", ann_id.to_string()),
         ],
     );
 }

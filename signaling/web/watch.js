@@ -378,6 +378,7 @@
     $("w-role").textContent = role === "host" ? "you host" : role === "controller" ? "you control" : "watching";
     $("w-controls").dataset.control = canControl() ? "yes" : "no";
     show($("w-share"), role === "host");
+    show($("w-invite"), role === "host");
   }
 
   function renderMembers() {
@@ -440,6 +441,20 @@
     if (!text) return;
     send({ type: "chat", text });
     input.value = "";
+  });
+
+  // The host invites a user by username (they then see the room in their own browser).
+  $("w-invite").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $("w-invite-name");
+    try {
+      const user = await api("GET", `/api/users/by-name/${encodeURIComponent(input.value.trim())}`);
+      await api("POST", `/api/watch/${roomId}/members`, { user: user.id });
+      input.value = "";
+      showError("");
+    } catch (e) {
+      showError(String(e.message || e));
+    }
   });
 
   $("w-share").addEventListener("click", async () => {

@@ -1,7 +1,7 @@
 // Watch party in real browsers, run by tests/watch_party.rs (which starts gax, registers the
 // accounts and makes the video with ffmpeg). The host creates the room in the page from the
-// video file (uploaded through the file API; the room plays it from a signed link); ann is
-// invited and a share link made over REST; then:
+// video file (uploaded through the file API; the room plays it from a signed link) and
+// invites ann by username; a share link is made over REST; then:
 //   1. host and ann open /watch/{room}?token=T&autojoin=1; the host presses Play (and waits,
 //      up to its timeout, for ann who reports she is not ready), seeks and pauses through the
 //      page's controls; after each, both pages' currentTime, normalised to one instant of the
@@ -11,7 +11,7 @@
 //      others once it has started;
 //   3. a chat line and a reaction reach the other pages.
 // Env: GAX_URL, GAX_VIDEO (path to a WebM), GAX_VIDEO_SECONDS, GAX_TOKENS ({host, ann}),
-//      GAX_ANN_ID, CHROMIUM.
+//      CHROMIUM.
 import { chromium } from "playwright-core";
 
 const base = process.env.GAX_URL;
@@ -128,7 +128,11 @@ try {
   const view = await api("GET", `/api/watch/${id}`, tokens.host);
   if (!view.room.source.file) fail("the room plays the uploaded file", { view });
   if (!(Math.abs(view.room.duration - seconds) < 0.5)) fail("the page read the video's length", { view });
-  await api("POST", `/api/watch/${id}/members`, tokens.host, { user: Number(process.env.GAX_ANN_ID) });
+  // Ann is invited through the host's page.
+  await waitFor("host", "the host's page joined", () => window.gaxWatch && window.gaxWatch.joined);
+  await host.fill("#w-invite-name", "ann");
+  await host.press("#w-invite-name", "Enter");
+  await waitFor("host", "ann in the member list", () => document.getElementById("w-members").textContent.includes("ann (viewer)"));
   const link = await api("POST", `/api/watch/${id}/link`, tokens.host);
   log("room", { id, source: view.source_url });
 
