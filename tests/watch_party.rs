@@ -576,6 +576,16 @@ async fn the_ws_session_syncs_clocks_relays_and_refuses_bad_input() {
     put(&mut a, json!({"type": "ping"})).await;
     until(&mut a, "pong").await;
 
+    // A flood of reactions is cut off with `rate_limited`; the session goes on.
+    let (mut flood, _) = watch(&gax, &room, &guest).await;
+    for _ in 0..40 {
+        put(&mut flood, json!({"type": "reaction", "emoji": "🎉"})).await;
+    }
+    let (_, e) = until(&mut flood, "error").await;
+    assert_eq!(e["code"], "rate_limited", "{e}");
+    put(&mut flood, json!({"type": "ping"})).await;
+    until(&mut flood, "pong").await;
+
     // Garbage and a second `watch` close the session.
     put(&mut g, json!({"type": "watch", "version": 1, "room": room})).await;
     assert_eq!(closed(&mut g).await, Some(4400));

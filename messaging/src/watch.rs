@@ -354,6 +354,8 @@ pub enum WatchError {
     UserNotFound,
     #[error("the host's role cannot be changed")]
     HostRole,
+    #[error("too many requests; slow down")]
+    RateLimited,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("live state store: {0}")]
@@ -386,6 +388,7 @@ impl WatchError {
             RoomNotFound => "room_not_found",
             UserNotFound => "user_not_found",
             HostRole => "host_role",
+            RateLimited => "rate_limited",
             Store(e) => e.code(),
             Live(_) | Internal(_) => "internal",
         }
@@ -399,6 +402,7 @@ impl WatchError {
             NotController | NotHost | NotMember | HostRole => 403,
             RoomNotFound | UserNotFound => 404,
             StaleVersion { .. } => 409,
+            RateLimited => 429,
             Store(e) => e.status(),
             Live(_) | Internal(_) => 500,
         }

@@ -39,6 +39,12 @@ pub const TOO_SLOW: u16 = 4429;
 /// Events one viewer may have queued before it counts as too slow.
 pub const VIEWER_QUEUE: usize = 256;
 
+/// Requests that write or reach the whole room (controls, grants, chat, reactions, buffering
+/// reports) one viewer may send in a burst; the budget refills at [`REFILL_PER_SEC`].
+pub const BURST: f64 = 20.0;
+/// See [`BURST`].
+pub const REFILL_PER_SEC: f64 = 5.0;
+
 /// How long a call token handed to a viewer (for the room's optional call) is valid.
 pub const CALL_TTL: Duration = Duration::from_secs(3600);
 
@@ -456,6 +462,35 @@ pub fn control_from_parts(
     }
 }
 
+/// A token bucket: [`BURST`] requests at once, [`REFILL_PER_SEC`] a second after that.
+#[derive(Debug)]
+struct Budget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Budget {
+    fn new(now: std::time::Instant) -> Budget {
+        Budget {
+            tokens: BURST,
+            at: now,
+        }
+    }
+
+    /// Takes one request's worth; false when the budget is spent.
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * REFILL_PER_SEC;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The session's fixed facts.
 struct Session {
     room: WatchRoom,
@@ -595,6 +630,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
             return End::normal(close::NORMAL);
         }
         let mut last_version = state.version;
+        let mut budget = Budget::new(std::time::Instant::now());
         let mut shutdown = app.shutdown.clone();
         loop {
             tokio::select! {
@@ -608,7 +644,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
                         Ok(m) => m,
                         Err(end) => return end,
                     };
-                    if let Some(end) = handle(conn, &session, msg).await {
+                    if let Some(end) = handle(conn, &session, &mut budget, msg).await {
                         return end;
                     }
                 }
@@ -644,9 +680,22 @@ async fn refuse_request(conn: &mut Conn, session: &Session, e: &WatchError) -> b
 }
 
 /// One client request. Returns how the session ends, if it does.
-async fn handle(conn: &mut Conn, session: &Session, msg: ClientMsg) -> Option<End> {
+async fn handle(
+    conn: &mut Conn,
+    session: &Session,
+    budget: &mut Budget,
+    msg: ClientMsg,
+) -> Option<End> {
     let app = conn.app.clone();
     let room = &session.room.id;
+    let free = matches!(
+        msg,
+        ClientMsg::Ping | ClientMsg::Time { .. } | ClientMsg::Watch { .. }
+    );
+    if !free && !budget.take(std::time::Instant::now()) {
+        let refused = refuse_request(conn, session, &WatchError::RateLimited).await;
+        return (!refused).then(|| End::normal(close::NORMAL));
+    }
     let result: Result<(), WatchError> = match msg {
         ClientMsg::Watch { .. } => {
             return Some(End::error(
@@ -847,6 +896,23 @@ mod tests {
         assert_eq!(hub.viewers(), 1, "the slow viewer of r1 was dropped");
         hub.unregister("r1", a);
         assert_eq!(hub.viewers(), 1);
+    }
+
+    #[test]
+    fn the_budget_allows_a_burst_then_refills() {
+        let t0 = std::time::Instant::now();
+        let mut b = Budget::new(t0);
+        assert!((0..BURST as usize).all(|_| b.take(t0)));
+        assert!(!b.take(t0), "the burst is spent");
+        let later = t0 + std::time::Duration::from_secs_f64(1.0 / REFILL_PER_SEC);
+        assert!(b.take(later));
+        assert!(!b.take(later));
+        let much_later = later + std::time::Duration::from_secs(3600);
+        assert!(
+            (0..BURST as usize).all(|_| b.take(much_later)),
+            "never above the burst"
+        );
+        assert!(!b.take(much_later));
     }
 
     #[test]
