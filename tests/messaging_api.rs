@@ -568,6 +568,8 @@ fn the_openapi_document_describes_every_route() {
         ("/ws", "get"),
         ("/whip/{room}", "post"),
         ("/whip/{room}/{session}", "delete"),
+        ("/whep/{room}/{participant}", "post"),
+        ("/whep/{room}/{participant}/{session}", "delete"),
         ("/api/files", "post"),
         ("/api/files", "get"),
         ("/api/files/{id}", "get"),

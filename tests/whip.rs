@@ -146,7 +146,15 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
     let no_media = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
     // (token, content type, body, expected status, what)
     type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, u16, &'a str);
-    let cases: [Case; 7] = [
+    let g722 = only_unsupported_codecs(&sdp);
+    let cases: [Case; 8] = [
+        (
+            Some(&token),
+            Some("application/sdp"),
+            &g722,
+            400,
+            "unsupported codecs",
+        ),
         (None, Some("application/sdp"), &sdp, 401, "no token"),
         (
             Some("garbage"),
@@ -194,6 +202,9 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
     for (tok, ct, body, expected, what) in cases {
         let (status, _, text) = post(&gax, "stage", tok, ct, body);
         assert_eq!(status, expected, "{what}: {text}");
+        if what == "unsupported codecs" {
+            assert!(text.contains("none of the offered media"), "{what}: {text}");
+        }
         let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
         assert!(
             json["error"].is_string() && json["message"].is_string(),
@@ -204,6 +215,204 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
     let (status, _, _) = post(&gax, "stage", Some(&token), Some("application/sdp"), &huge);
     assert_eq!(status, 413);
     assert_eq!(sessions(&gax), 0, "nothing left allocated");
+}
+
+/// `sdp` with every codec renamed to one GAX does not know (same payload types).
+fn only_unsupported_codecs(sdp: &str) -> String {
+    sdp.lines()
+        .map(|l| match (l.strip_prefix("a=rtpmap:"), l.split_once('/')) {
+            (Some(rest), Some((_, clock))) => {
+                let pt = rest.split_whitespace().next().unwrap_or("0");
+                format!("a=rtpmap:{pt} x-unsupported/{clock}")
+            }
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
+
+/// A WHEP player's offer: receive-only audio and video.
+fn player_offer() -> String {
+    sfu_core::session::init_crypto();
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+/// WHEP (`POST /whep/{room}/{participant}`, `DELETE` on the session URL): a player of a WHIP
+/// publisher gets an answer that sends on its m-lines and is freed on DELETE; every refusal
+/// has its status and a JSON body, and leaves nothing allocated.
+#[test]
+fn whep_players_and_their_refusals() {
+    let gax = Gax::start(&[]);
+    let publisher = gax.token(&["--room", "stage", "--identity", "obs"]);
+    let (status, head, _) = post(
+        &gax,
+        "stage",
+        Some(&publisher),
+        Some("application/sdp"),
+        &offer(),
+    );
+    assert_eq!(status, 201);
+    let whip = location(&head);
+    let id = whip
+        .trim_start_matches("/whip/stage/")
+        .split('-')
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_sessions(&gax, 1, Duration::from_secs(2));
+
+    let play = |room: &str, who: &str, token: Option<&str>, ct: Option<&str>, body: &str| {
+        http_request(
+            gax.http,
+            "POST",
+            &format!("/whep/{room}/{who}"),
+            token,
+            ct,
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let player = gax.token(&["--room", "stage", "--identity", "player", "--no-publish"]);
+    let deaf = gax.token(&["--room", "stage", "--identity", "deaf", "--no-subscribe"]);
+    let elsewhere = gax.token(&["--room", "other", "--identity", "x"]);
+    let sdp = player_offer();
+    let no_media = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+    // (participant, token, content type, body, expected status, what)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        u16,
+        &'a str,
+    );
+    let g722 = only_unsupported_codecs(&sdp);
+    let cases: [Case; 10] = [
+        (&id, None, Some("application/sdp"), &sdp, 401, "no token"),
+        (
+            &id,
+            Some("garbage"),
+            Some("application/sdp"),
+            &sdp,
+            401,
+            "bad token",
+        ),
+        (
+            &id,
+            Some(&elsewhere),
+            Some("application/sdp"),
+            &sdp,
+            403,
+            "another room",
+        ),
+        (
+            &id,
+            Some(&deaf),
+            Some("application/sdp"),
+            &sdp,
+            403,
+            "may not subscribe",
+        ),
+        (
+            &id,
+            Some(&player),
+            Some("text/plain"),
+            &sdp,
+            415,
+            "wrong content type",
+        ),
+        (
+            &id,
+            Some(&player),
+            Some("application/sdp"),
+            no_media,
+            400,
+            "no media",
+        ),
+        (
+            &id,
+            Some(&player),
+            Some("application/sdp"),
+            &g722,
+            400,
+            "unsupported codecs",
+        ),
+        (
+            "p999",
+            Some(&player),
+            Some("application/sdp"),
+            &sdp,
+            404,
+            "unknown participant",
+        ),
+        (
+            "obs",
+            Some(&player),
+            Some("application/sdp"),
+            &sdp,
+            404,
+            "not an id",
+        ),
+        (
+            &id,
+            Some(&player),
+            Some("application/sdp"),
+            "v=0\r\nm=video garbage\r\n",
+            400,
+            "garbage SDP",
+        ),
+    ];
+    for (who, tok, ct, body, expected, what) in cases {
+        let (status, _, text) = play("stage", who, tok, ct, body);
+        assert_eq!(status, expected, "{what}: {text}");
+        if what == "unsupported codecs" {
+            assert!(text.contains("none of the offered media"), "{what}: {text}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+        assert!(
+            json["error"].is_string() && json["message"].is_string(),
+            "{what}: {json}"
+        );
+    }
+    assert_eq!(sessions(&gax), 1, "refusals hold nothing");
+
+    let (status, head, answer) = play("stage", &id, Some(&player), Some("application/sdp"), &sdp);
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert!(
+        answer.contains("a=sendonly") && answer.contains("a=ice-lite"),
+        "{answer}"
+    );
+    let url = location(&head);
+    assert!(url.starts_with(&format!("/whep/stage/{id}/")), "{url}");
+    wait_sessions(&gax, 2, Duration::from_secs(2));
+    assert_eq!(delete(&gax, &url, Some(&elsewhere)), 403, "someone else's");
+    assert_eq!(delete(&gax, &url, None), 401);
+    assert_eq!(
+        delete(&gax, &format!("/whep/stage/{id}/p999-00"), Some(&player)),
+        404
+    );
+    let whip_session = whip.rsplit('/').next().unwrap();
+    assert_eq!(
+        delete(
+            &gax,
+            &format!("/whep/stage/{id}/{whip_session}"),
+            Some(&publisher)
+        ),
+        404,
+        "a WHIP session is not a WHEP one"
+    );
+    assert_eq!(delete(&gax, &url, Some(&player)), 200);
+    wait_sessions(&gax, 1, Duration::from_secs(5));
+    assert_eq!(delete(&gax, &url, Some(&player)), 404, "gone");
+    assert_eq!(delete(&gax, &whip, Some(&publisher)), 200);
+    wait_sessions(&gax, 0, Duration::from_secs(5));
 }
 
 /// The first global IPv4 address of this host, or loopback when there is none. libnice (the
@@ -226,9 +435,10 @@ fn host_ipv4() -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
-/// GStreamer publishes over WHIP (Debian's GStreamer 1.22: webrtcbin, libnice, VP8 + Opus) and a
-/// Chromium page in the same room decodes its video and audio; the publisher then ends the
-/// session with DELETE (200).
+/// GStreamer publishes over WHIP (Debian's GStreamer 1.22: webrtcbin, libnice, VP8 + Opus); a
+/// Chromium call page in the same room decodes its video and audio, and so does a WHEP player
+/// in Chromium (a bare RTCPeerConnection: `POST /whep/{room}/{participant}`, then `DELETE`);
+/// the publisher then ends its session with DELETE (200).
 ///
 /// Debian's `simple-whip-client` cannot be used on this Debian (see tests/e2e/gst_whip.py:
 /// it aborts at start on a libsoup 2/3 clash), so the publisher is the same GStreamer stack
@@ -247,6 +457,7 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
     let room = "whip-gst";
     let publisher = gax.token(&["--room", room, "--identity", "gst", "--name", "GStreamer"]);
     let viewer = gax.token(&["--room", room, "--identity", "viewer", "--no-publish"]);
+    let player = gax.token(&["--room", room, "--identity", "player", "--no-publish"]);
 
     let dir = tempfile::tempdir().unwrap();
     let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
@@ -290,7 +501,7 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
         .expect("python3 with GStreamer (scripts/test installs python3-gst-1.0)");
     let pid = child.id();
 
-    let tokens = serde_json::json!({ "viewer": viewer });
+    let tokens = serde_json::json!({ "viewer": viewer, "player": player });
     let run = std::panic::catch_unwind(|| {
         common::browser::run_scenario(
             "call.mjs",

@@ -514,6 +514,7 @@ impl InMemoryRoom {
             ROOM,
             client.id,
             Grants::default(),
+            None,
             &offer.to_sdp_string(),
             tx,
         )?;

@@ -467,6 +467,13 @@ impl Router {
     }
 
     /// How many video tracks `subscriber` receives (its budget is shared among them).
+    /// Whether `subscriber` already consumes `producer`.
+    pub fn consumes(&self, subscriber: ParticipantId, producer: ProducerKey) -> bool {
+        self.producers
+            .get(&producer)
+            .is_some_and(|p| p.consumers.iter().any(|c| c.subscriber == subscriber))
+    }
+
     pub fn video_consumers_of(&self, subscriber: ParticipantId) -> usize {
         self.producers
             .values()

@@ -137,6 +137,9 @@ pub enum SessionEvent {
     Connected,
     /// The remote offered a track we receive (it publishes).
     Published { media: MediaId, kind: Kind },
+    /// The remote's offer has an m-line it only receives on (a WHEP player's `recvonly`): our
+    /// answer made it a track we may send on without a new offer.
+    SendSlot { media: MediaId, kind: Kind },
     /// An RTP packet arrived on a published track.
     Rtp(RtpIn),
     /// The remote asks for a keyframe on a track we send to it.
@@ -511,13 +514,17 @@ impl Session {
             }
             Event::MediaAdded(m) => {
                 let media = MediaId(m.mid);
-                if self.local_mids.contains(&media) || !m.direction.is_receiving() {
+                let kind = Kind::from_str0m(m.kind);
+                if self.local_mids.contains(&media) {
                     return None;
                 }
-                Some(SessionEvent::Published {
-                    media,
-                    kind: Kind::from_str0m(m.kind),
-                })
+                if m.direction.is_receiving() {
+                    Some(SessionEvent::Published { media, kind })
+                } else if m.direction.is_sending() {
+                    Some(SessionEvent::SendSlot { media, kind })
+                } else {
+                    None
+                }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
             | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {

@@ -181,6 +181,35 @@ impl Sfu {
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Joined, SfuError> {
+        self.join_as(room, grants, None, offer, events).await
+    }
+
+    /// Joins `room` as a WHEP player of `publisher`: its offer's `recvonly` m-lines receive
+    /// the publisher's tracks (one per m-line of the same kind, also tracks published later
+    /// while a matching m-line is free), with no renegotiation.
+    pub async fn join_player(
+        &self,
+        room: &str,
+        publisher: ParticipantId,
+        offer: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Joined, SfuError> {
+        let grants = Grants {
+            publish: false,
+            subscribe: true,
+        };
+        self.join_as(room, grants, Some(publisher), offer, events)
+            .await
+    }
+
+    async fn join_as(
+        &self,
+        room: &str,
+        grants: Grants,
+        follow: Option<ParticipantId>,
+        offer: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Joined, SfuError> {
         let worker = self.place(room);
         let participant = ParticipantId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (reply, rx) = oneshot::channel();
@@ -188,6 +217,7 @@ impl Sfu {
             room: room.to_owned(),
             who: participant,
             grants,
+            follow,
             offer,
             events,
             reply,

@@ -70,6 +70,17 @@ struct Peer {
     counters: PeerCounters,
     /// Added to the bandwidth goal to ask for a new probe (see `update_bitrate_goal`).
     probe_bump: u64,
+    /// A WHEP player: receives one participant's tracks on the m-lines of its own offer, and
+    /// is never sent an offer.
+    whep: Option<Whep>,
+}
+
+/// What a WHEP player receives: `from`'s tracks, one per free m-line of the right kind.
+#[derive(Debug)]
+struct Whep {
+    from: ParticipantId,
+    /// The player's `recvonly` m-lines not bound to a track yet.
+    free: Vec<(MediaId, Kind)>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -229,12 +240,18 @@ impl WorkerCore {
 
     /// A new peer joins `room` with its SDP offer. Its tracks are published to the others and
     /// it is offered everyone else's tracks right after (a server offer on `events`).
+    ///
+    /// With `follow`, the participant is a WHEP player: it receives only `follow`'s tracks, on
+    /// the `recvonly` m-lines of its offer (one track per m-line of the same kind), and is never
+    /// sent an offer of its own.
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
         now: Instant,
         room: &str,
         who: ParticipantId,
         grants: Grants,
+        follow: Option<ParticipantId>,
         offer: &str,
         events: UnboundedSender<PeerEvent>,
     ) -> Result<JoinAnswer, SfuError> {
@@ -260,6 +277,10 @@ impl WorkerCore {
                 estimate: None,
                 counters: PeerCounters::default(),
                 probe_bump: 0,
+                whep: follow.map(|from| Whep {
+                    from,
+                    free: Vec::new(),
+                }),
             },
         );
         self.stats.sessions.set(self.peers.len() as u64);
@@ -277,7 +298,7 @@ impl WorkerCore {
                 self.add_consumer(t.key, t.kind, who);
             }
         }
-        self.negotiate(who);
+        self.negotiate(now, who);
         self.drive_dirty(now);
         self.bury(now);
         Ok(JoinAnswer { answer })
@@ -300,7 +321,7 @@ impl WorkerCore {
         for key in self.router.activate_offered(who) {
             self.keyframe_for(now, key, true);
         }
-        self.negotiate(who);
+        self.negotiate(now, who);
         self.drive(now, who);
         self.drive_dirty(now);
         self.bury(now);
@@ -341,7 +362,14 @@ impl WorkerCore {
             let Some(p) = self.peers.get_mut(&sub) else {
                 continue;
             };
-            if !p.session.cancel_outgoing(tag) {
+            if let Some(w) = &mut p.whep {
+                // A player's m-line goes back to the free ones (nothing to renegotiate).
+                if let Some(m) = media {
+                    if let Some(kind) = p.session.media_by_mid(m.as_str()).map(|(_, k)| k) {
+                        w.free.push((m, kind));
+                    }
+                }
+            } else if !p.session.cancel_outgoing(tag) {
                 if let Some(m) = media {
                     p.session.queue_stop(m);
                 }
@@ -357,7 +385,7 @@ impl WorkerCore {
                 p.update_bitrate_goal();
             }
             self.router.invalidate_subscriber(sub);
-            self.negotiate(sub);
+            self.negotiate(now, sub);
             self.mark_dirty(sub);
         }
         self.drive_dirty(now);
@@ -409,7 +437,7 @@ impl WorkerCore {
                 }
                 for s in subscribers {
                     self.add_consumer(key, kind, s);
-                    self.negotiate(s);
+                    self.negotiate(now, s);
                     self.mark_dirty(s);
                 }
             }
@@ -678,7 +706,7 @@ impl WorkerCore {
                     let key = ProducerKey { owner: who, media };
                     for other in self.router.subscribers_of(who) {
                         self.add_consumer(key, kind, other);
-                        self.negotiate(other);
+                        self.negotiate(now, other);
                         self.mark_dirty(other);
                     }
                     if let Some(room) = self.router.room_of(who) {
@@ -686,6 +714,20 @@ impl WorkerCore {
                         self.broadcast(Inter::ProducerAdded { room, key, kind });
                     }
                 }
+            }
+            SessionEvent::SendSlot { media, kind } => {
+                let Some(w) = self.peers.get_mut(&who).and_then(|p| p.whep.as_mut()) else {
+                    return;
+                };
+                tracing::debug!(
+                    participant = who.0,
+                    mid = media.as_str(),
+                    ?kind,
+                    "player m-line"
+                );
+                w.free.push((media, kind));
+                let from = w.from;
+                self.bind_player(now, who, from);
             }
             SessionEvent::KeyframeRequest { media } => {
                 if let Some(key) = self.router.producer_of(who, media) {
@@ -706,6 +748,27 @@ impl WorkerCore {
             }
             SessionEvent::Closed => self.doomed.push(who),
         }
+    }
+
+    /// Gives a WHEP player every track of `from` it does not receive yet, local or on another
+    /// worker, while it has free m-lines of the kind (its m-lines may be known only after the
+    /// join, when the session first reports them).
+    fn bind_player(&mut self, now: Instant, who: ParticipantId, from: ParticipantId) {
+        let mut tracks = self.router.producers_for_owner(from);
+        if let Some(room) = self.router.room_of(who).map(str::to_owned) {
+            let remote = self.remote_tracks.get(&room).cloned().unwrap_or_default();
+            for t in remote.into_iter().filter(|t| t.key.owner == from) {
+                self.ensure_proxy(t, &room);
+                tracks.push((t.key, t.kind));
+            }
+        }
+        for (key, kind) in tracks {
+            if !self.router.consumes(who, key) {
+                self.add_consumer(key, kind, who);
+            }
+        }
+        self.negotiate(now, who);
+        self.mark_dirty(who);
     }
 
     /// Sends (or schedules, if throttled) a keyframe request to a producer's publisher.
@@ -1130,13 +1193,39 @@ impl WorkerCore {
     }
 
     fn add_consumer(&mut self, key: ProducerKey, kind: Kind, subscriber: ParticipantId) {
+        // A WHEP player takes only its publisher's tracks, each on a free m-line of its kind.
+        let slot = match self
+            .peers
+            .get_mut(&subscriber)
+            .and_then(|p| p.whep.as_mut())
+        {
+            Some(w) if w.from != key.owner => return,
+            Some(w) => match w.free.iter().position(|(_, k)| *k == kind) {
+                Some(i) => Some(w.free.remove(i).0),
+                None => return,
+            },
+            None => None,
+        };
         let Some(tag) = self.router.add_consumer(key, subscriber) else {
             return;
         };
+        if let Some(media) = slot {
+            // Bound at once; `negotiate` activates it (no offer, no answer).
+            tracing::debug!(
+                player = subscriber.0,
+                mid = media.as_str(),
+                producer = key.owner.0,
+                "player track bound"
+            );
+            self.router.consumer_offered(subscriber, tag, media);
+        }
         let video_tracks = self.router.video_consumers_of(subscriber);
         if let Some(p) = self.peers.get_mut(&subscriber) {
             p.video_tracks = video_tracks;
             p.update_bitrate_goal();
+            if slot.is_some() {
+                return;
+            }
             p.session.queue_outgoing(OutgoingTrack {
                 tag,
                 kind,
@@ -1146,11 +1235,18 @@ impl WorkerCore {
         }
     }
 
-    /// Sends the next server offer to `who` if changes are queued and none is in flight.
-    fn negotiate(&mut self, who: ParticipantId) {
+    /// Sends the next server offer to `who` if changes are queued and none is in flight. A
+    /// WHEP player gets no offers: its tracks bound to m-lines go live here.
+    fn negotiate(&mut self, now: Instant, who: ParticipantId) {
         let Some(p) = self.peers.get_mut(&who) else {
             return;
         };
+        if p.whep.is_some() {
+            for key in self.router.activate_offered(who) {
+                self.keyframe_for(now, key, true);
+            }
+            return;
+        }
         let Some(Some((sdp, added, removed))) = guarded(|| p.session.create_offer()) else {
             return;
         };

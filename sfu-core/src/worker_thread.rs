@@ -35,6 +35,8 @@ pub(crate) enum Command {
         room: String,
         who: ParticipantId,
         grants: Grants,
+        /// A WHEP player of this participant (see `Worker::join`).
+        follow: Option<ParticipantId>,
         offer: String,
         events: tokio::sync::mpsc::UnboundedSender<PeerEvent>,
         reply: oneshot::Sender<Result<JoinAnswer, SfuError>>,
@@ -262,11 +264,12 @@ impl Loop {
                 room,
                 who,
                 grants,
+                follow,
                 offer,
                 events,
                 reply,
             } => {
-                let _ = reply.send(core.join(now, &room, who, grants, &offer, events));
+                let _ = reply.send(core.join(now, &room, who, grants, follow, &offer, events));
             }
             Command::Answer { who, sdp, reply } => {
                 let _ = reply.send(core.answer(now, who, &sdp));

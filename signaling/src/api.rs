@@ -109,6 +109,8 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::whip::publish))
         .routes(routes!(crate::whip::stop))
+        .routes(routes!(crate::whip::play))
+        .routes(routes!(crate::whip::stop_playing))
         .routes(routes!(crate::watch_api::create_room))
         .routes(routes!(crate::watch_api::get_room))
         .routes(routes!(crate::watch_api::set_member))

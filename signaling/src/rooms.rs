@@ -104,6 +104,13 @@ impl Rooms {
     }
 
     /// Number of members in a room.
+    /// Whether participant `id` is in `room` (on this node).
+    pub fn contains(&self, room: &str, id: &str) -> bool {
+        self.lock()
+            .get(room)
+            .is_some_and(|ms| ms.iter().any(|m| m.info.id == id))
+    }
+
     pub fn count(&self, room: &str) -> usize {
         self.lock().get(room).map_or(0, Vec::len)
     }

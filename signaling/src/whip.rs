@@ -1,12 +1,18 @@
-//! WHIP ingest (RFC 9725): `POST /whip/{room}` publishes into a call room with one HTTP
-//! request, for broadcasters (OBS, GStreamer's `whipclientsink`, `simple-whip-client`).
+//! WHIP ingest (RFC 9725) and WHEP egress (the WHEP draft): one HTTP request publishes into a
+//! call room, or plays one participant of it.
 //!
-//! The request carries the SDP offer (`Content-Type: application/sdp`) and a call token
-//! (`Authorization: Bearer`) that grants the room and publishing. The answer comes back as
-//! `201 Created` with the session's URL in `Location`; `DELETE` on that URL ends it. The
-//! publisher joins the room like a call participant that only publishes: the others see it
-//! join and its tracks appear. A session ends on `DELETE`, when its media connection ends, or
-//! when its media never connects within the media timeout; everything it held is freed then.
+//! - `POST /whip/{room}` publishes, for broadcasters (OBS, GStreamer, `simple-whip-client`).
+//!   The publisher joins the room like a call participant that only publishes: the others see
+//!   it join and its tracks appear.
+//! - `POST /whep/{room}/{participant}` plays `participant`'s tracks on the `recvonly` m-lines
+//!   of the player's offer (no renegotiation: one track per m-line of its kind, the simulcast
+//!   layer chosen by the bandwidth estimate). Players are not shown to the room.
+//!
+//! Both carry the SDP offer (`Content-Type: application/sdp`) and a call token
+//! (`Authorization: Bearer`) that grants the room and publishing (WHIP) or subscribing (WHEP).
+//! The answer comes back as `201 Created` with the session's URL in `Location`; `DELETE` on
+//! that URL ends it. A session ends on `DELETE`, when its media connection ends, or when its
+//! media never connects within the media timeout; everything it held is freed then.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,14 +32,22 @@ use crate::App;
 /// Largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
+/// Which protocol a session came from (its URLs differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Whip,
+    Whep,
+}
+
 struct Session {
+    protocol: Protocol,
     room: String,
     /// The token subject that created it (only it may end it).
     owner: String,
     stop: oneshot::Sender<()>,
 }
 
-/// The live WHIP sessions, by id.
+/// The live WHIP and WHEP sessions, by id.
 #[derive(Default)]
 pub struct WhipSessions {
     map: Mutex<HashMap<String, Session>>,
@@ -93,6 +107,58 @@ pub async fn publish(
             "the token does not allow publishing".into(),
         ));
     }
+    let offer = checked_offer(&headers, &body)?;
+    start(app, room, claims, offer, None).await
+}
+
+/// `POST /whep/{room}/{participant}`: play `participant`'s tracks (WHEP).
+#[utoipa::path(post, path = "/whep/{room}/{participant}", tag = "calls",
+    params(("room" = String, Path, description = "The call room (granted by the token)"),
+        ("participant" = String, Path, description = "Whose tracks to play, e.g. `p3` (the id in the room's participant list, or in a WHIP session's Location)")),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer with `recvonly` audio and/or video"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The SDP answer; `Location` is the session URL", body = String, content_type = "application/sdp"),
+        (status = 400, description = "No media, unparsable, or nothing receivable", body = crate::api::ErrorBody),
+        (status = 401, body = crate::api::ErrorBody),
+        (status = 403, description = "Another room, or no subscribe grant", body = crate::api::ErrorBody),
+        (status = 404, description = "No such participant in the room", body = crate::api::ErrorBody),
+        (status = 413, body = crate::api::ErrorBody),
+        (status = 415, body = crate::api::ErrorBody),
+    ))]
+pub async fn play(
+    State(app): State<Arc<App>>,
+    Path((room, participant)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let claims = checked_claims(&app, &headers)?;
+    if claims.room.as_deref() != Some(room.as_str()) {
+        return Err(ApiError::Forbidden(format!(
+            "the token does not grant room {room:?}"
+        )));
+    }
+    if !claims.can_subscribe {
+        return Err(ApiError::Forbidden(
+            "the token does not allow receiving media".into(),
+        ));
+    }
+    let offer = checked_offer(&headers, &body)?;
+    let publisher = participant
+        .strip_prefix('p')
+        .filter(|n| !n.starts_with('+'))
+        .and_then(|n| n.parse().ok())
+        .map(sfu_core::ParticipantId)
+        .filter(|_| app.rooms.contains(&room, &participant))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no participant {participant:?} in room {room:?}"))
+        })?;
+    start(app, room, claims, offer, Some(publisher)).await
+}
+
+/// The offer of a WHIP/WHEP request: `application/sdp`, at most [`MAX_OFFER_BYTES`], UTF-8,
+/// with at least one audio or video m-line.
+fn checked_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -126,19 +192,33 @@ pub async fn publish(
         ));
     }
 
-    let grants = Grants {
-        publish: true,
-        subscribe: false,
-    };
+    Ok(offer)
+}
+
+/// Joins the SFU (as a publisher, or as a player of `follow`) and keeps the session until it
+/// ends; answers 201 with the SDP answer and the session's `Location`.
+async fn start(
+    app: Arc<App>,
+    room: String,
+    claims: messaging::auth::Claims,
+    offer: String,
+    follow: Option<sfu_core::ParticipantId>,
+) -> Result<Response, ApiError> {
     let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
-    let joined = app
-        .sfu
-        .join(&room, grants, offer, peer_tx)
-        .await
-        .map_err(|e| match e.is_client_error() {
-            true => ApiError::BadRequest(format!("the offer was refused: {e}")),
-            false => ApiError::Internal(e.to_string()),
-        })?;
+    let joined = match follow {
+        None => {
+            let grants = Grants {
+                publish: true,
+                subscribe: false,
+            };
+            app.sfu.join(&room, grants, offer, peer_tx).await
+        }
+        Some(publisher) => app.sfu.join_player(&room, publisher, offer, peer_tx).await,
+    };
+    let joined = joined.map_err(|e| match e.is_client_error() {
+        true => ApiError::BadRequest(format!("the offer was refused: {e}")),
+        false => ApiError::Internal(e.to_string()),
+    })?;
     // Nothing we can forward (every m-line refused, e.g. only codecs we do not support).
     if !accepts_media(&joined.answer) {
         app.sfu.leave(joined.placement, &room);
@@ -149,30 +229,38 @@ pub async fn publish(
 
     let id = joined.placement.participant.to_string();
     let session = format!("{id}-{:016x}", rand::random::<u64>());
-    let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
-    // A WHIP publisher gets no room broadcasts; it only shows up in them.
-    let (room_tx, _) = mpsc::unbounded_channel();
-    app.rooms.enter(
-        &room,
-        ParticipantInfo {
-            id: id.clone(),
-            identity: claims.sub.clone(),
-            name,
-            audio_muted: false,
-            video_muted: false,
-        },
-        room_tx,
-    );
+    let protocol = match follow {
+        None => Protocol::Whip,
+        Some(_) => Protocol::Whep,
+    };
+    if protocol == Protocol::Whip {
+        // A WHIP publisher gets no room broadcasts; it only shows up in them. A WHEP player
+        // does not show up at all.
+        let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
+        let (room_tx, _) = mpsc::unbounded_channel();
+        app.rooms.enter(
+            &room,
+            ParticipantInfo {
+                id: id.clone(),
+                identity: claims.sub.clone(),
+                name,
+                audio_muted: false,
+                video_muted: false,
+            },
+            room_tx,
+        );
+    }
     let (stop_tx, mut stop_rx) = oneshot::channel();
     app.whip.lock().insert(
         session.clone(),
         Session {
+            protocol,
             room: room.clone(),
             owner: claims.sub.clone(),
             stop: stop_tx,
         },
     );
-    tracing::info!(%room, participant = %id, "WHIP publisher joined");
+    tracing::info!(%room, participant = %id, ?protocol, "WHIP/WHEP session started");
 
     let task_app = app.clone();
     let task_session = session.clone();
@@ -193,7 +281,7 @@ pub async fn publish(
             tokio::select! {
                 _ = &mut stop_rx => break,
                 _ = &mut media_deadline, if !media_up => {
-                    tracing::info!(room = %task_room, participant = %id, "WHIP media never connected");
+                    tracing::info!(room = %task_room, participant = %id, "WHIP/WHEP media never connected");
                     break;
                 }
                 _ = shutdown.changed() => break,
@@ -213,7 +301,10 @@ pub async fn publish(
         drop(guard);
     });
 
-    let location = format!("/whip/{room}/{session}");
+    let location = match follow {
+        None => format!("/whip/{room}/{session}"),
+        Some(p) => format!("/whep/{room}/{p}/{session}"),
+    };
     Ok((
         StatusCode::CREATED,
         [
@@ -225,7 +316,7 @@ pub async fn publish(
         .into_response())
 }
 
-/// `DELETE /whip/{room}/{session}`: end a session (its creator only).
+/// `DELETE /whip/{room}/{session}`: end a WHIP session (its creator only).
 #[utoipa::path(delete, path = "/whip/{room}/{session}", tag = "calls",
     params(("room" = String, Path), ("session" = String, Path)),
     security(("bearer" = [])),
@@ -237,18 +328,43 @@ pub async fn stop(
     Path((room, session)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let claims = checked_claims(&app, &headers)?;
+    end(&app, Protocol::Whip, &room, &session, &headers)
+}
+
+/// `DELETE /whep/{room}/{participant}/{session}`: end a WHEP session (its creator only).
+#[utoipa::path(delete, path = "/whep/{room}/{participant}/{session}", tag = "calls",
+    params(("room" = String, Path), ("participant" = String, Path), ("session" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Ended"), (status = 401, body = crate::api::ErrorBody),
+        (status = 403, description = "Someone else's session", body = crate::api::ErrorBody),
+        (status = 404, body = crate::api::ErrorBody)))]
+pub async fn stop_playing(
+    State(app): State<Arc<App>>,
+    Path((room, _participant, session)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    end(&app, Protocol::Whep, &room, &session, &headers)
+}
+
+fn end(
+    app: &App,
+    protocol: Protocol,
+    room: &str,
+    session: &str,
+    headers: &HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let claims = checked_claims(app, headers)?;
     let mut sessions = app.whip.lock();
-    match sessions.get(&session) {
-        Some(s) if s.room == room && s.owner == claims.sub => {}
-        Some(s) if s.room == room => {
+    match sessions.get(session) {
+        Some(s) if s.protocol == protocol && s.room == room && s.owner == claims.sub => {}
+        Some(s) if s.protocol == protocol && s.room == room => {
             return Err(ApiError::Forbidden(
                 "this session belongs to someone else".into(),
             ))
         }
-        _ => return Err(ApiError::NotFound("no such WHIP session".into())),
+        _ => return Err(ApiError::NotFound("no such session".into())),
     }
-    if let Some(s) = sessions.remove(&session) {
+    if let Some(s) = sessions.remove(session) {
         let _ = s.stop.send(());
     }
     Ok(StatusCode::OK)

@@ -10,7 +10,8 @@
 //   search finds it, and a call started from the chat opens the call room; with GAX_FILES
 //   ({video, image} paths) alice attaches both and bob's page shows them inline and plays the video.
 // - whip-viewer: a watch-only page decodes video and audio from GAX_FROM, a WHIP publisher
-//   outside the browser (tests/whip.rs runs GStreamer, tests/e2e/gst_whip.py).
+//   outside the browser (tests/whip.rs runs GStreamer, tests/e2e/gst_whip.py); with a `player`
+//   token, a bare RTCPeerConnection then plays the same publisher over WHEP and DELETEs it.
 // Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
 //      CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
@@ -490,6 +491,62 @@ async function whipViewer() {
   const from = process.env.GAX_FROM || "GStreamer";
   const seen = await waitDecoding("viewer", [from], `viewer decodes ${from}`);
   log("whip-viewer", { from, seen });
+  if (!tokens.player) return;
+
+  // A WHEP player (a bare RTCPeerConnection, recvonly audio + video) plays the same publisher.
+  const stats = await stats_of("viewer");
+  const publisher = Object.keys(stats).find((id) => stats[id].name === from);
+  if (!publisher) fail("publisher id not found", { stats });
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => log("page error", { name: "player", text: String(e) }));
+  await page.goto(`${base}/healthz`);
+  const played = await page.evaluate(async ({ room, publisher, token }) => {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const audio = new Audio();
+    pc.ontrack = (e) => { if (e.track.kind === "audio") { audio.srcObject = new MediaStream([e.track]); audio.play().catch(() => {}); } };
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((r) => { if (pc.iceGatheringState === "complete") r(); else pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r(); setTimeout(r, 2000); });
+    const res = await fetch(`/whep/${encodeURIComponent(room)}/${publisher}`, {
+      method: "POST", headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` }, body: pc.localDescription.sdp });
+    if (res.status !== 201) return { error: `POST ${res.status}: ${await res.text()}` };
+    const location = res.headers.get("Location");
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    const sample = async () => {
+      const out = { frames: 0, width: 0, samples: 0 };
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "video") { out.frames = s.framesDecoded || 0; out.width = s.frameWidth || 0; }
+        else out.samples = s.totalSamplesReceived || 0;
+      });
+      return out;
+    };
+    const deadline = Date.now() + 30000;
+    let first = null, last = null;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      last = await sample();
+      if (!first && last.frames > 0) first = last;
+      else if (first && last.frames > first.frames + 10 && last.samples > first.samples) break;
+    }
+    const del = await fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+    const state = pc.connectionState;
+    pc.close();
+    return { location, first, last, deleted: del.status, state };
+  }, { room, publisher, token: tokens.player });
+  log("whep-player", played);
+  if (played.error) fail("WHEP: " + played.error);
+  if (!played.first || !(played.last.frames > played.first.frames + 10) || !(played.last.width > 0) || !(played.last.samples > played.first.samples)) {
+    fail("the WHEP player decoded nothing", { played });
+  }
+  if (played.deleted !== 200) fail("WHEP DELETE", { played });
+  await ctx.close();
+}
+
+async function stats_of(name) {
+  return pages.get(name).evaluate(() => window.gax.remoteStats());
 }
 
 const scenarios = {
