@@ -18,8 +18,8 @@
   const SYNC_WINDOW = 16;          // samples kept; the lowest round trip gives the offset
   const DRIFT_EVERY_MS = 200;      // drift check period
   const DRIFT_SUSTAIN = 4;         // consecutive samples beyond a threshold before acting
-  const DRIFT_SMALL = 0.03;        // s: beyond this, nudge the rate
-  const DRIFT_OK = 0.012;          // s: within this, play at the room's rate again
+  const DRIFT_SMALL = 0.02;        // s: beyond this, nudge the rate
+  const DRIFT_OK = 0.008;          // s: within this, play at the room's rate again
   const DRIFT_LARGE = 0.6;         // s: beyond this, seek
   const NUDGE_MAX = 0.1;           // at most ±10% rate nudge
   const SEEK_BACKOFF_MS = 2_000;   // at least this long between corrective seeks
