@@ -9,6 +9,8 @@
 //   message typed into the send box appears on the other page, typing and read marks show,
 //   search finds it, and a call started from the chat opens the call room; with GAX_FILES
 //   ({video, image} paths) alice attaches both and bob's page shows them inline and plays the video.
+// - whip-viewer: a watch-only page decodes video and audio from GAX_FROM, a WHIP publisher
+//   outside the browser (tests/whip.rs runs GStreamer, tests/e2e/gst_whip.py).
 // Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
 //      CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
@@ -481,8 +483,18 @@ async function messenger() {
   log("attachments", { progress: progress.length, shown });
 }
 
+// whip-viewer: one page joins to watch only (`media=none`) and must decode video and audio from
+// the participant named GAX_FROM (a WHIP publisher outside the browser).
+async function whipViewer() {
+  await open("viewer", "&media=none");
+  const from = process.env.GAX_FROM || "GStreamer";
+  const seen = await waitDecoding("viewer", [from], `viewer decodes ${from}`);
+  log("whip-viewer", { from, seen });
+}
+
 const scenarios = {
   messenger,
+  "whip-viewer": whipViewer,
   "three-then-four": threeThenFour,
   "dev-two-tabs": devTwoTabs,
   simulcast: simulcastLayers,
