@@ -132,6 +132,7 @@
   let driftTimer = null;
   let drift = [];             // recent drift samples (s), newest last
   let lastSeekAt = 0;
+  let lastReloadAt = 0;
   let seekingFor = false;     // a corrective or state seek is in flight
   let localBuffering = false;
   let waitingForOthers = null;
@@ -198,7 +199,10 @@
         // Until the first sync sample arrives, use the server time in the welcome.
         if (!clock.samples.length) clock.offset = m.server_time - localNow();
         syncClock(SYNC_SAMPLES);
-        if (video.getAttribute("src") !== m.source_url) {
+        // A file's signed link is new on every join: keep playing the one we have unless the
+        // media changed (or the player fails, see the `error` handler).
+        const path = (u) => (u || "").split("?")[0];
+        if (path(video.getAttribute("src")) !== path(m.source_url)) {
           video.src = m.source_url;
           reportBuffering(true); // not ready until the player can play
         }
@@ -287,6 +291,16 @@
   function overlay(text) { const o = $("w-overlay"); o.textContent = text || ""; show(o, !!text); }
   video.addEventListener("click", () => { if (video.muted) { video.muted = false; overlay(""); } });
   video.addEventListener("seeked", () => { seekingFor = false; drift = []; });
+  // An expired link (or a network failure): ask for a fresh source URL (else take the last
+  // welcome's), load it and follow the room again.
+  video.addEventListener("error", async () => {
+    if (!welcome || performance.now() - lastReloadAt < 5_000) return;
+    lastReloadAt = performance.now();
+    let url = welcome.source_url;
+    try { url = (await api("GET", `/api/watch/${roomId}`)).source_url; } catch (e) { /* keep it */ }
+    video.src = url;
+    if (state) applyState(state);
+  });
   video.addEventListener("waiting", () => reportBuffering(true));
   video.addEventListener("playing", () => reportBuffering(false));
   video.addEventListener("canplay", () => { if (!state || state.paused || video.paused) reportBuffering(false); });
