@@ -123,6 +123,7 @@
 
   let ws = null;
   let welcome = null;
+  let welcomes = 0;          // how many times this page joined (reconnects included)
   let state = null;          // the room's playback state
   let role = "viewer";
   let me = null;
@@ -186,6 +187,7 @@
     switch (m.type) {
       case "welcome": {
         welcome = m;
+        welcomes += 1;
         reconnectDelay = 500;
         role = m.you.role;
         me = m.you;
@@ -261,7 +263,12 @@
       video.pause();
       seekTo(s.position);
       startTimer = setTimeout(startPlaying, wait);
+    } else if (!video.paused && Math.abs(video.currentTime - targetAt(serverNow())) < DRIFT_LARGE) {
+      // Already playing close to the room (a rate change, a reconnect): the drift loop
+      // closes the gap without a seek's stall.
+      startPlaying();
     } else {
+      // A late join, or a jump: be where the room is (a little ahead: seeking takes time).
       seekTo(targetAt(serverNow() + 100));
       startPlaying();
     }
@@ -511,6 +518,9 @@
     get role() { return role; },
     get clock() { return { offset: clock.offset, rtt: clock.rtt, synced: clock.synced, samples: clock.samples.length }; },
     get joined() { return !!welcome; },
+    get welcomes() { return welcomes; },
+    // Drops the connection as a network failure would (the page reconnects by itself).
+    dropConnection() { if (ws) ws.close(); },
     // One instant: where the player is and the server time it is there.
     sample() { return { currentTime: video.currentTime, serverNow: serverNow(), paused: video.paused, rate: video.playbackRate, readyState: video.readyState }; },
     targetAt,
