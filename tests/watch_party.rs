@@ -586,6 +586,9 @@ async fn the_ws_session_syncs_clocks_relays_and_refuses_bad_input() {
     put(&mut flood, json!({"type": "ping"})).await;
     until(&mut flood, "pong").await;
 
+    let (_, _, metrics) = gax.get("/metrics");
+    assert!(metrics.contains("gax_watch_viewers 4"), "{metrics}");
+
     // Garbage and a second `watch` close the session.
     put(&mut g, json!({"type": "watch", "version": 1, "room": room})).await;
     assert_eq!(closed(&mut g).await, Some(4400));

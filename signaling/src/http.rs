@@ -132,6 +132,16 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     for (code, n) in app.stats.closes() {
         let _ = writeln!(out, "gax_ws_closed_total{{code=\"{code}\"}} {n}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP gax_watch_viewers Watch-party viewers connected to this node"
+    );
+    let _ = writeln!(out, "# TYPE gax_watch_viewers gauge");
+    let _ = writeln!(
+        out,
+        "gax_watch_viewers {}",
+        app.messenger.watch.hub.viewers()
+    );
     crate::metrics::sessions(&mut out, &app.sfu.session_stats().await);
     (
         [(

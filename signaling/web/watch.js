@@ -18,8 +18,8 @@
   const SYNC_WINDOW = 16;          // samples kept; the lowest round trip gives the offset
   const DRIFT_EVERY_MS = 200;      // drift check period
   const DRIFT_SUSTAIN = 4;         // consecutive samples beyond a threshold before acting
-  const DRIFT_SMALL = 0.03;        // s: beyond this, nudge the rate
-  const DRIFT_OK = 0.012;          // s: within this, play at the room's rate again
+  const DRIFT_SMALL = 0.02;        // s: beyond this, nudge the rate
+  const DRIFT_OK = 0.008;          // s: within this, play at the room's rate again
   const DRIFT_LARGE = 0.6;         // s: beyond this, seek
   const NUDGE_MAX = 0.1;           // at most ±10% rate nudge
   const SEEK_BACKOFF_MS = 2_000;   // at least this long between corrective seeks
@@ -123,6 +123,7 @@
 
   let ws = null;
   let welcome = null;
+  let welcomes = 0;          // how many times this page joined (reconnects included)
   let state = null;          // the room's playback state
   let role = "viewer";
   let me = null;
@@ -132,6 +133,7 @@
   let driftTimer = null;
   let drift = [];             // recent drift samples (s), newest last
   let lastSeekAt = 0;
+  let lastReloadAt = 0;
   let seekingFor = false;     // a corrective or state seek is in flight
   let localBuffering = false;
   let waitingForOthers = null;
@@ -185,6 +187,7 @@
     switch (m.type) {
       case "welcome": {
         welcome = m;
+        welcomes += 1;
         reconnectDelay = 500;
         role = m.you.role;
         me = m.you;
@@ -198,7 +201,10 @@
         // Until the first sync sample arrives, use the server time in the welcome.
         if (!clock.samples.length) clock.offset = m.server_time - localNow();
         syncClock(SYNC_SAMPLES);
-        if (video.getAttribute("src") !== m.source_url) {
+        // A file's signed link is new on every join: keep playing the one we have unless the
+        // media changed (or the player fails, see the `error` handler).
+        const path = (u) => (u || "").split("?")[0];
+        if (path(video.getAttribute("src")) !== path(m.source_url)) {
           video.src = m.source_url;
           reportBuffering(true); // not ready until the player can play
         }
@@ -257,7 +263,12 @@
       video.pause();
       seekTo(s.position);
       startTimer = setTimeout(startPlaying, wait);
+    } else if (!video.paused && Math.abs(video.currentTime - targetAt(serverNow())) < DRIFT_LARGE) {
+      // Already playing close to the room (a rate change, a reconnect): the drift loop
+      // closes the gap without a seek's stall.
+      startPlaying();
     } else {
+      // A late join, or a jump: be where the room is (a little ahead: seeking takes time).
       seekTo(targetAt(serverNow() + 100));
       startPlaying();
     }
@@ -287,6 +298,16 @@
   function overlay(text) { const o = $("w-overlay"); o.textContent = text || ""; show(o, !!text); }
   video.addEventListener("click", () => { if (video.muted) { video.muted = false; overlay(""); } });
   video.addEventListener("seeked", () => { seekingFor = false; drift = []; });
+  // An expired link (or a network failure): ask for a fresh source URL (else take the last
+  // welcome's), load it and follow the room again.
+  video.addEventListener("error", async () => {
+    if (!welcome || performance.now() - lastReloadAt < 5_000) return;
+    lastReloadAt = performance.now();
+    let url = welcome.source_url;
+    try { url = (await api("GET", `/api/watch/${roomId}`)).source_url; } catch (e) { /* keep it */ }
+    video.src = url;
+    if (state) applyState(state);
+  });
   video.addEventListener("waiting", () => reportBuffering(true));
   video.addEventListener("playing", () => reportBuffering(false));
   video.addEventListener("canplay", () => { if (!state || state.paused || video.paused) reportBuffering(false); });
@@ -497,6 +518,9 @@
     get role() { return role; },
     get clock() { return { offset: clock.offset, rtt: clock.rtt, synced: clock.synced, samples: clock.samples.length }; },
     get joined() { return !!welcome; },
+    get welcomes() { return welcomes; },
+    // Drops the connection as a network failure would (the page reconnects by itself).
+    dropConnection() { if (ws) ws.close(); },
     // One instant: where the player is and the server time it is there.
     sample() { return { currentTime: video.currentTime, serverNow: serverNow(), paused: video.paused, rate: video.playbackRate, readyState: video.readyState }; },
     targetAt,

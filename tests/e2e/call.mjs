@@ -432,8 +432,13 @@ async function messenger() {
   // Bob has the chat open: alice sees her message read.
   await waitFor("alice", "read mark", () => window.gaxChat.state().messages.some((m) => m.read));
 
-  // Search finds it by another word form.
-  const hits = await bob.evaluate(() => window.gaxChat.search("библиотека"));
+  // Search finds it by another word form (the index commits every 200 ms; on a loaded machine
+  // it may take a little longer, so ask again for up to 5 s).
+  let hits = [];
+  for (const until = Date.now() + 5_000; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+    hits = await bob.evaluate(() => window.gaxChat.search("библиотека"));
+    if (hits.some((h) => h.kind === "message" && h.chat === chat)) break;
+  }
   if (!hits.some((h) => h.kind === "message" && h.chat === chat)) fail("search did not find the message", { hits });
 
   // A call from the chat: the call page with the chat's room and a token.

@@ -6,7 +6,8 @@
 //      up to its timeout, for ann who reports she is not ready), seeks and pauses through the
 //      page's controls; after each, both pages' currentTime, normalised to one instant of the
 //      shared server clock, agree within 100 ms; ann's player knocked off by 0.3 s and by 2 s
-//      comes back in step (rate nudge, seek); the drift rule ignores one-off samples;
+//      comes back in step (rate nudge, seek); the drift rule ignores one-off samples; ann's
+//      connection drops and the page reconnects in step;
 //   2. a third page opens the share link while the video plays and is within 250 ms of the
 //      others once it has started;
 //   3. a chat line and a reaction reach the other pages.
@@ -203,6 +204,12 @@ try {
   const { out: afterSeek } = await positions(["host"]);
   if (afterSeek.host < 20 || afterSeek.host > 24) fail("the seek did not move the player", { afterSeek });
   await expectInSync(["host", "ann"], SYNC_MS, "after seek");
+
+  // Ann's connection drops: the page reconnects by itself and stays in step.
+  await pages.get("ann").evaluate(() => window.gaxWatch.dropConnection());
+  await waitFor("ann", "reconnected", () => window.gaxWatch.welcomes >= 2);
+  await settled("ann", 40, "ann in step after reconnecting");
+  await expectInSync(["host", "ann"], SYNC_MS, "after a reconnect");
 
   // 2. A third page joins late through the share link while the video plays.
   await open("late", `${base}${link.url}&name=Latecomer`);
