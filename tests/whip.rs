@@ -232,6 +232,43 @@ fn only_unsupported_codecs(sdp: &str) -> String {
         + "\r\n"
 }
 
+/// A simulcast WHIP offer (what OBS or a browser publisher sends): one VP8 m-line with the
+/// layers q, h, f, and audio.
+fn simulcast_offer() -> String {
+    sfu_core::session::init_crypto();
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
+    let mut sim = str0m::media::Simulcast::new();
+    for rid in ["q", "h", "f"] {
+        sim.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+    }
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+/// A simulcast offer is accepted: the answer receives the three layers.
+#[test]
+fn a_whip_simulcast_offer_is_accepted() {
+    let gax = Gax::start(&[]);
+    let token = gax.token(&["--room", "stage", "--identity", "obs"]);
+    let offer = simulcast_offer();
+    assert!(offer.contains("a=simulcast:send q;h;f"), "{offer}");
+    let (status, head, answer) = post(&gax, "stage", Some(&token), Some("application/sdp"), &offer);
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert!(answer.contains("a=simulcast:recv q;h;f"), "{answer}");
+    for rid in ["q", "h", "f"] {
+        assert!(
+            answer.contains(&format!("a=rid:{rid} recv")),
+            "{rid}: {answer}"
+        );
+    }
+    assert_eq!(delete(&gax, &location(&head), Some(&token)), 200);
+    wait_sessions(&gax, 0, Duration::from_secs(5));
+}
+
 /// A WHEP player's offer: receive-only audio and video.
 fn player_offer() -> String {
     sfu_core::session::init_crypto();
