@@ -20,7 +20,6 @@ use std::time::Duration;
 use common::{register, Gax};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::Connection;
 
 /// The upload limit the suite runs with.
 const LIMIT: usize = 8 << 20;
@@ -135,54 +134,7 @@ struct Setup {
     gax: Gax,
     blob_root: PathBuf,
     _s3: Option<(tokio::runtime::Runtime, tempfile::TempDir)>,
-    _schema: Option<PgSchema>,
-}
-
-/// A Postgres schema for one run, dropped at the end.
-struct PgSchema {
-    base: String,
-    name: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let _ = tokio::runtime::Runtime::new().map(|rt| {
-            rt.block_on(async move {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        });
-    }
-}
-
-/// A fresh Postgres schema URL, or `None` when `GAX_TEST_POSTGRES_URL=skip`.
-fn postgres_schema() -> Option<(String, PgSchema)> {
-    let base = std::env::var("GAX_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if base == "skip" {
-        eprintln!("GAX_TEST_POSTGRES_URL=skip: the S3 run uses SQLite");
-        return None;
-    }
-    let name = format!("gax_files_t_{}", std::process::id());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut c = sqlx::PgConnection::connect(&base)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("Postgres at {base}: {e} (set GAX_TEST_POSTGRES_URL, or =skip)")
-            });
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    });
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-    Some((url, PgSchema { base, name }))
+    _schema: Option<common::pg::PgSchema>,
 }
 
 fn local() -> Setup {
@@ -226,9 +178,8 @@ fn s3() -> Setup {
     ]
     .map(String::from)
     .to_vec();
-    let schema = postgres_schema().map(|(url, schema)| {
-        args.extend(["--database-url".to_owned(), url]);
-        schema
+    let schema = common::pg::PgSchema::create("files").inspect(|schema| {
+        args.extend(["--database-url".to_owned(), schema.url.clone()]);
     });
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let gax = Gax::start(&args);

@@ -6,11 +6,9 @@
 
 mod common;
 
+use common::pg::PgSchema;
 use common::register;
 use serde_json::{json, Value};
-use sqlx::Connection;
-
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Where a scenario's data lives.
 enum Db {
@@ -18,70 +16,18 @@ enum Db {
     Postgres,
 }
 
-/// A Postgres schema made for one run, dropped at the end.
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let _ = tokio::runtime::Runtime::new().map(|rt| {
-            rt.block_on(async move {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        });
-    }
-}
-
 /// Starts gax on `db`; `None` when Postgres runs are skipped on purpose.
-fn start(db: Db, extra: &[&str]) -> Option<(common::Gax, Option<Schema>)> {
+fn start(db: Db, extra: &[&str]) -> Option<(common::Gax, Option<PgSchema>)> {
     match db {
         Db::Sqlite => Some((common::Gax::start(extra), None)),
         Db::Postgres => {
-            let base =
-                std::env::var("GAX_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-            if base == "skip" {
-                eprintln!("GAX_TEST_POSTGRES_URL=skip: Postgres run skipped");
-                return None;
-            }
-            let name = format!("gax_api_t_{}_{}", std::process::id(), rand_suffix());
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let mut c = sqlx::PgConnection::connect(&base)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "the Postgres runs need a server at {base} ({e}); start one, point \
-                         GAX_TEST_POSTGRES_URL at another, or set GAX_TEST_POSTGRES_URL=skip"
-                        )
-                    });
-                sqlx::query(&format!("CREATE SCHEMA {name}"))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-            });
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-            let mut args = vec!["--database-url", url.as_str()];
+            let schema = PgSchema::create("api")?;
+            let mut args = vec!["--database-url", schema.url.as_str()];
             args.extend_from_slice(extra);
             let gax = common::Gax::start(&args);
-            Some((gax, Some(Schema { base, name })))
+            Some((gax, Some(schema)))
         }
     }
-}
-
-fn rand_suffix() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{n:x}")
 }
 
 fn error_code(body: &Value) -> &str {

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod pg;
 pub mod ws;
 
 use std::io::{Read, Write};
