@@ -474,8 +474,9 @@ fn host_ipv4() -> String {
 
 /// GStreamer publishes over WHIP (Debian's GStreamer 1.22: webrtcbin, libnice, VP8 + Opus); a
 /// Chromium call page in the same room decodes its video and audio, and so does a WHEP player
-/// in Chromium (a bare RTCPeerConnection: `POST /whep/{room}/{participant}`, then `DELETE`);
-/// the publisher then ends its session with DELETE (200).
+/// in Chromium (a bare RTCPeerConnection: `POST /whep/{room}/{participant}`, then `DELETE`),
+/// placed on the other of two workers so its media crosses between them; the publisher then
+/// ends its session with DELETE (200).
 ///
 /// Debian's `simple-whip-client` cannot be used on this Debian (see tests/e2e/gst_whip.py:
 /// it aborts at start on a libsoup 2/3 clash), so the publisher is the same GStreamer stack
@@ -490,7 +491,8 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
         return;
     }
     let ip = host_ipv4();
-    let gax = Gax::start(&["--media-bind", &ip, "--workers", "1"]);
+    // Two workers: the WHEP player lands on the worker the publisher is not on.
+    let gax = Gax::start(&["--media-bind", &ip, "--workers", "2"]);
     let room = "whip-gst";
     let publisher = gax.token(&["--room", room, "--identity", "gst", "--name", "GStreamer"]);
     let viewer = gax.token(&["--room", room, "--identity", "viewer", "--no-publish"]);
@@ -548,6 +550,7 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
                 ("GAX_SCENARIO", "whip-viewer".to_owned()),
                 ("GAX_TOKENS", tokens.to_string()),
                 ("GAX_FROM", "GStreamer".to_owned()),
+                ("GAX_EXPECT_RELAY", "1".to_owned()),
             ],
         )
     });

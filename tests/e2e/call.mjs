@@ -502,11 +502,20 @@ async function whipViewer() {
   const stats = await stats_of("viewer");
   const publisher = Object.keys(stats).find((id) => stats[id].name === from);
   if (!publisher) fail("publisher id not found", { stats });
+  // The viewer leaves first, so the player lands on the least-loaded worker: with two workers,
+  // not the publisher's (the player's media then crosses between workers).
+  await pages.get("viewer").context().close();
+  pages.delete("viewer");
+  await new Promise((r) => setTimeout(r, 1000));
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   page.on("pageerror", (e) => log("page error", { name: "player", text: String(e) }));
   await page.goto(`${base}/healthz`);
   const played = await page.evaluate(async ({ room, publisher, token }) => {
+    const relayed = async () => (await (await fetch("/metrics")).text()).split("\n")
+      .filter((l) => l.startsWith("gax_media_relayed_in_total{"))
+      .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+    const relayedBefore = await relayed();
     const pc = new RTCPeerConnection();
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
@@ -539,7 +548,7 @@ async function whipViewer() {
     const del = await fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
     const state = pc.connectionState;
     pc.close();
-    return { location, first, last, deleted: del.status, state };
+    return { location, first, last, deleted: del.status, state, relayed: (await relayed()) - relayedBefore };
   }, { room, publisher, token: tokens.player });
   log("whep-player", played);
   if (played.error) fail("WHEP: " + played.error);
@@ -547,6 +556,9 @@ async function whipViewer() {
     fail("the WHEP player decoded nothing", { played });
   }
   if (played.deleted !== 200) fail("WHEP DELETE", { played });
+  if (process.env.GAX_EXPECT_RELAY === "1" && !(played.relayed > 50)) {
+    fail("the player's media did not cross between workers", { played });
+  }
   await ctx.close();
 }
 
