@@ -77,6 +77,21 @@ fn checked_claims(app: &App, headers: &HeaderMap) -> Result<messaging::auth::Cla
         .map_err(|e| ApiError::Unauthorized(e.to_string()))
 }
 
+/// The bearer token's claims, if it grants call room `room` (401 / 403 otherwise).
+fn room_claims(
+    app: &App,
+    headers: &HeaderMap,
+    room: &str,
+) -> Result<messaging::auth::Claims, ApiError> {
+    let claims = checked_claims(app, headers)?;
+    if claims.room.as_deref() != Some(room) {
+        return Err(ApiError::Forbidden(format!(
+            "the token does not grant room {room:?}"
+        )));
+    }
+    Ok(claims)
+}
+
 /// `POST /whip/{room}`: publish into `room` (WHIP, RFC 9725).
 #[utoipa::path(post, path = "/whip/{room}", tag = "calls",
     params(("room" = String, Path, description = "The call room (granted by the token)")),
@@ -96,12 +111,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let claims = checked_claims(&app, &headers)?;
-    if claims.room.as_deref() != Some(room.as_str()) {
-        return Err(ApiError::Forbidden(format!(
-            "the token does not grant room {room:?}"
-        )));
-    }
+    let claims = room_claims(&app, &headers, &room)?;
     if !claims.can_publish {
         return Err(ApiError::Forbidden(
             "the token does not allow publishing".into(),
@@ -132,12 +142,7 @@ pub async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let claims = checked_claims(&app, &headers)?;
-    if claims.room.as_deref() != Some(room.as_str()) {
-        return Err(ApiError::Forbidden(format!(
-            "the token does not grant room {room:?}"
-        )));
-    }
+    let claims = room_claims(&app, &headers, &room)?;
     if !claims.can_subscribe {
         return Err(ApiError::Forbidden(
             "the token does not allow receiving media".into(),
