@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use common::Gax;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use str0m::media::{Direction, MediaKind};
-use str0m::{Candidate, Rtc};
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -18,14 +16,7 @@ type Ws =
 
 /// A browser-like offer: send-only audio and video.
 fn offer() -> String {
-    sfu_core::session::init_crypto();
-    let mut rtc = Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, _pending) = api.apply().expect("an offer");
-    offer.to_sdp_string()
+    common::sdp::publisher()
 }
 
 /// Sends one JSON message.

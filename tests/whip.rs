@@ -8,22 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{http_request, Gax};
-use str0m::change::SdpOffer;
 use str0m::media::{Direction, MediaKind};
-use str0m::{Candidate, Rtc};
 
-/// A publisher's offer: send-only audio and video (what a WHIP client sends).
 fn offer() -> String {
-    sfu_core::session::init_crypto();
-    let mut rtc = Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, _pending) = api.apply().expect("an offer");
-    let sdp = offer.to_sdp_string();
-    assert!(SdpOffer::from_sdp_string(&sdp).is_ok());
-    sdp
+    common::sdp::publisher()
 }
 
 fn post(
@@ -235,18 +223,13 @@ fn only_unsupported_codecs(sdp: &str) -> String {
 /// A simulcast WHIP offer (what OBS or a browser publisher sends): one VP8 m-line with the
 /// layers q, h, f, and audio.
 fn simulcast_offer() -> String {
-    sfu_core::session::init_crypto();
-    let mut rtc = Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
-    let mut sim = str0m::media::Simulcast::new();
-    for rid in ["q", "h", "f"] {
-        sim.add_send_layer(str0m::media::SimulcastLayer::new(rid));
-    }
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
-    let (offer, _pending) = api.apply().expect("an offer");
-    offer.to_sdp_string()
+    common::sdp::offer(
+        &[
+            (MediaKind::Audio, Direction::SendOnly),
+            (MediaKind::Video, Direction::SendOnly),
+        ],
+        &["q", "h", "f"],
+    )
 }
 
 /// A simulcast offer is accepted: the answer receives the three layers.
@@ -271,14 +254,13 @@ fn a_whip_simulcast_offer_is_accepted() {
 
 /// A WHEP player's offer: receive-only audio and video.
 fn player_offer() -> String {
-    sfu_core::session::init_crypto();
-    let mut rtc = Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    let (offer, _pending) = api.apply().expect("an offer");
-    offer.to_sdp_string()
+    common::sdp::offer(
+        &[
+            (MediaKind::Video, Direction::RecvOnly),
+            (MediaKind::Audio, Direction::RecvOnly),
+        ],
+        &[],
+    )
 }
 
 /// WHEP (`POST /whep/{room}/{participant}`, `DELETE` on the session URL): a player of a WHIP

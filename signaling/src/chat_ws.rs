@@ -17,7 +17,7 @@ use messaging::messages::PAGE_MAX;
 use messaging::{ChatId, ChatSummary, Message, NewMessage, Profile, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{close, MAX_MESSAGE_BYTES};
+use crate::protocol::close;
 use crate::ws::{Conn, End, Incoming};
 
 /// The messenger protocol version.
@@ -169,15 +169,7 @@ async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
 }
 
 fn parse(text: &str) -> Result<ClientMsg, End> {
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err(End::error(
-            close::TOO_BIG,
-            "message_too_big",
-            format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
-        ));
-    }
-    serde_json::from_str(text)
-        .map_err(|e| End::error(close::BAD_MESSAGE, "bad_message", e.to_string()))
+    crate::ws::parse_json(text)
 }
 
 /// Runs a messenger session whose first frame was `first` until it ends.
@@ -197,19 +189,11 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         }
         Err(end) => return end,
     };
-    if version != VERSION {
-        return End::error(
-            close::BAD_VERSION,
-            "bad_version",
-            format!("messenger version {version} is not supported; this server speaks {VERSION}"),
-        );
-    }
-    let Some(token) = token.or(bearer) else {
-        return End::error(close::UNAUTHORIZED, "unauthorized", "hello needs a token");
-    };
-    let claims = match conn.app.tokens.verify(&token) {
+    let claims = match crate::ws::check_version("messenger", version, VERSION)
+        .and_then(|()| crate::ws::session_claims(&conn.app, token, bearer, "hello needs a token"))
+    {
         Ok(c) => c,
-        Err(e) => return End::error(close::UNAUTHORIZED, "unauthorized", e.to_string()),
+        Err(end) => return end,
     };
     let Some(user) = UserId::from_subject(&claims.sub).filter(|_| claims.can_chat) else {
         return End::error(

@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Message as WsMessage;
-use messaging::auth::{Claims, TokenError};
+use messaging::auth::Claims;
 use messaging::bus::Event;
 use messaging::watch::{self, Control, Playback, Source, WatchError, WatchEvent, WatchRole};
 use messaging::{PlaybackStore, UserId, WatchMember, WatchRoom};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::protocol::{close, MAX_MESSAGE_BYTES};
+use crate::protocol::close;
 use crate::ws::{Conn, End, Incoming};
 use crate::App;
 
@@ -413,15 +413,7 @@ pub fn is_watch(text: &str) -> bool {
 }
 
 fn parse(text: &str) -> Result<ClientMsg, End> {
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err(End::error(
-            close::TOO_BIG,
-            "message_too_big",
-            format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
-        ));
-    }
-    serde_json::from_str(text)
-        .map_err(|e| End::error(close::BAD_MESSAGE, "bad_message", e.to_string()))
+    crate::ws::parse_json(text)
 }
 
 async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
@@ -518,26 +510,12 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         }
         Err(end) => return end,
     };
-    if version != VERSION {
-        return End::error(
-            close::BAD_VERSION,
-            "bad_version",
-            format!("watch version {version} is not supported; this server speaks {VERSION}"),
-        );
-    }
-    let Some(token) = token.or(bearer) else {
-        return End::error(close::UNAUTHORIZED, "unauthorized", "watch needs a token");
-    };
     let app = conn.app.clone();
-    let claims = match app.tokens.verify(&token) {
+    let claims = match crate::ws::check_version("watch", version, VERSION)
+        .and_then(|()| crate::ws::session_claims(&app, token, bearer, "watch needs a token"))
+    {
         Ok(c) => c,
-        Err(e) => {
-            let code = match e {
-                TokenError::Expired => "token_expired",
-                _ => "unauthorized",
-            };
-            return End::error(close::UNAUTHORIZED, code, e.to_string());
-        }
+        Err(end) => return end,
     };
     let refuse = |e: WatchError| {
         let code = match e.status() {

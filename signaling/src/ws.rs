@@ -207,27 +207,13 @@ impl Conn {
                 "expected join",
             ));
         };
-        if version != PROTOCOL_VERSION {
-            return Err(End::error(
-                close::BAD_VERSION,
-                "bad_version",
-                format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
-            ));
-        }
-        let token = token.or(bearer).ok_or_else(|| {
-            End::error(
-                close::UNAUTHORIZED,
-                "unauthorized",
-                "a token is required (join.token or Authorization: Bearer)",
-            )
-        })?;
-        let claims = self.app.tokens.verify(&token).map_err(|e| {
-            let code = match e {
-                TokenError::Expired => "token_expired",
-                _ => "unauthorized",
-            };
-            End::error(close::UNAUTHORIZED, code, e.to_string())
-        })?;
+        check_version("protocol", version, PROTOCOL_VERSION)?;
+        let claims = session_claims(
+            &self.app,
+            token,
+            bearer,
+            "a token is required (join.token or Authorization: Bearer)",
+        )?;
         let granted = claims.room.clone().ok_or_else(|| {
             End::error(
                 close::FORBIDDEN,
@@ -410,6 +396,52 @@ fn sfu_end(e: SfuError) -> End {
         tracing::error!("media plane error: {e}");
         End::error(close::INTERNAL, "internal", e.to_string())
     }
+}
+
+/// The version check every session's first message makes: `protocol` names it in the error.
+pub(crate) fn check_version(protocol: &str, got: u32, speaks: u32) -> Result<(), End> {
+    if got == speaks {
+        return Ok(());
+    }
+    Err(End::error(
+        close::BAD_VERSION,
+        "bad_version",
+        format!("{protocol} version {got} is not supported; this server speaks {speaks}"),
+    ))
+}
+
+/// The claims of a session's token, from its first message or else `Authorization: Bearer`:
+/// 4401 `unauthorized` when missing or invalid, `token_expired` when expired. `missing` says
+/// where the token goes.
+pub(crate) fn session_claims(
+    app: &App,
+    token: Option<String>,
+    bearer: Option<String>,
+    missing: &str,
+) -> Result<messaging::auth::Claims, End> {
+    let token = token
+        .or(bearer)
+        .ok_or_else(|| End::error(close::UNAUTHORIZED, "unauthorized", missing.to_owned()))?;
+    app.tokens.verify(&token).map_err(|e| {
+        let code = match e {
+            TokenError::Expired => "token_expired",
+            _ => "unauthorized",
+        };
+        End::error(close::UNAUTHORIZED, code, e.to_string())
+    })
+}
+
+/// A JSON message of the messenger or watch session, within the size limit.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, End> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(End::error(
+            close::TOO_BIG,
+            "message_too_big",
+            format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| End::error(close::BAD_MESSAGE, "bad_message", e.to_string()))
 }
 
 /// Leaves the media plane and the room however the connection ends (even on panic).

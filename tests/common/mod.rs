@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod pg;
+pub mod sdp;
 pub mod ws;
 
 use std::io::{Read, Write};

@@ -14,12 +14,11 @@
 //   token, a bare RTCPeerConnection then plays the same publisher over WHEP and DELETEs it.
 // Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
 //      CHROMIUM (default /usr/bin/chromium).
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const base = process.env.GAX_URL;
 const room = process.env.GAX_ROOM;
 const tokens = JSON.parse(process.env.GAX_TOKENS || "{}");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const STEP_TIMEOUT_MS = 45_000;
 
 const log = (msg, extra) => console.log(JSON.stringify({ t: new Date().toISOString(), msg, ...extra }));
@@ -29,23 +28,12 @@ function fail(msg, extra) {
   throw new Error(msg);
 }
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-  ],
-});
+const browser = await launch([
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+]);
 
 const pages = new Map(); // name -> page
 

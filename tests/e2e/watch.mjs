@@ -13,12 +13,11 @@
 //   3. a chat line and a reaction reach the other pages.
 // Env: GAX_URL, GAX_VIDEO (path to a WebM), GAX_VIDEO_SECONDS, GAX_TOKENS ({host, ann}),
 //      CHROMIUM.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const base = process.env.GAX_URL;
 const tokens = JSON.parse(process.env.GAX_TOKENS);
 const seconds = Number(process.env.GAX_VIDEO_SECONDS);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const SYNC_MS = 100;
 const LATE_MS = 250;
 
@@ -40,19 +39,7 @@ async function api(method, path, token, body) {
   return text ? JSON.parse(text) : null;
 }
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launch();
 
 const pages = new Map();
 async function open(name, url) {
