@@ -1,72 +1,65 @@
-//! `gax-loadgen` (bench/src/bin/loadgen.rs) against a real `gax serve`: the broadcast and
-//! meeting scenarios run end to end with webrtc-rs clients over WHIP and WHEP, every player
-//! receives media, and the JSON result has a line per second with the server's CPU and RSS.
-//! Only that it works is checked here; how fast is measured by running it (bench/README.md).
+//! `gax-loadgen` (bench/src/bin/loadgen/) end to end: the broadcast, meeting and many-rooms
+//! scenarios run with webrtc-rs clients sending 3-layer simulcast, against a real `gax serve`
+//! (WHIP/WHEP, bandwidth estimation on) and against Janus's VideoRoom (Debian's package,
+//! started by bench/scripts/janus.sh). Every player receives media, the JSON result has a line
+//! per second with the server's CPU and RSS, and the PNG plot is written. Only that it works is
+//! checked here; how fast is measured by bench/scripts/side-by-side.sh (bench/README.md).
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::Gax;
 
 const SECRET: &str = "loadgen-test-secret-loadgen-test-secret";
 
-/// The generator binary, built next to `gax` by `cargo test --workspace --all-targets`.
-fn loadgen_bin() -> PathBuf {
-    let gax = PathBuf::from(common::gax_bin());
-    let bin = gax.with_file_name("gax-loadgen");
+/// A binary of the `bench` package, built next to `gax` by `cargo test --workspace
+/// --all-targets`.
+fn bench_bin(name: &str) -> PathBuf {
+    let bin = PathBuf::from(common::gax_bin()).with_file_name(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p bench --bin gax-loadgen` (scripts/test builds every target)",
+        "{} is missing: build it with `cargo build -p bench --bin {name}` (scripts/test builds every target)",
         bin.display()
     );
     bin
 }
 
-fn run(scenario: &str, size: &str) -> serde_json::Value {
-    // --no-bwe: with estimation on, single-layer video to webrtc-rs players is paced into
-    // growing latency (noted in bench/README.md); this test only checks that the run works.
-    let gax = Gax::start(&["--jwt-secret", SECRET, "--workers", "1", "--no-bwe"]);
+/// Runs the generator against `url`; returns the JSON result (and checks the plot).
+fn run(server: &str, url: &str, pid: u32, scenario: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run.json");
-    let result = Command::new(loadgen_bin())
-        .args(["--url", &format!("http://{}", gax.http)])
-        .args([
-            "--jwt-secret",
-            SECRET,
-            "--scenario",
-            scenario,
-            "--size",
-            size,
-        ])
+    let (out, plot) = (dir.path().join("run.json"), dir.path().join("run.png"));
+    let result = Command::new(bench_bin("gax-loadgen"))
+        .args(["--server", server, "--url", url, "--jwt-secret", SECRET])
+        .args(scenario)
         .args(["--ramp", "1s", "--hold", "3s", "--fps", "15"])
-        .args(["--server-pid", &gax.pid().to_string()])
+        .args(["--server-pid", &pid.to_string()])
         .arg("--out")
         .arg(&out)
+        .arg("--plot")
+        .arg(&plot)
         .output()
         .expect("run gax-loadgen");
     let log = String::from_utf8_lossy(&result.stderr);
     eprintln!("{log}");
     assert!(result.status.success(), "gax-loadgen failed (log above)");
     assert!(
-        log.contains("sessions ended: {200:"),
-        "every session ends with 200: {log}"
+        log.contains("sessions ended: {\"ok\":") && !log.contains("\"failed\""),
+        "every session ends cleanly: {log}"
     );
+    let png = std::fs::read(&plot).expect("the plot is written");
+    assert_eq!(&png[1..4], b"PNG");
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
 }
 
-#[test]
-fn broadcast_and_meeting_run_against_gax() {
-    let run_ = run("broadcast", "3");
-    assert_eq!(
-        (run_["publishers"].as_u64(), run_["players"].as_u64()),
-        (Some(1), Some(3))
-    );
-    let seconds = run_["seconds"].as_array().unwrap();
-    assert_eq!(seconds.len(), 3, "{run_}");
+/// Every second of the hold has every player up, packets, and the server's CPU and RSS.
+fn check_seconds(run: &serde_json::Value, players: u64) {
+    let seconds = run["seconds"].as_array().unwrap();
+    assert_eq!(seconds.len(), 3, "{run}");
     for s in seconds {
-        assert_eq!(s["players"], 3, "{s}");
+        assert_eq!(s["players"], players, "{s}");
         assert!(s["packets"].as_u64().unwrap() > 0, "{s}");
         assert!(
             s["server_cpu_pct"].is_number() && s["server_rss_mb"].as_f64().unwrap() > 1.0,
@@ -74,20 +67,106 @@ fn broadcast_and_meeting_run_against_gax() {
         );
     }
     assert!(
-        run_["p50_us"].is_number() && run_["packets_per_server_cpu_s"].is_number(),
-        "{run_}"
+        run["p50_us"].is_number() && run["packets_per_server_cpu_s"].is_number(),
+        "{run}"
     );
+}
 
-    let run_ = run("meeting", "3");
-    assert_eq!(
-        (run_["publishers"].as_u64(), run_["players"].as_u64()),
-        (Some(3), Some(6))
-    );
-    let received: u64 = run_["seconds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["packets"].as_u64().unwrap())
-        .sum();
-    assert!(received > 0, "{run_}");
+/// The three scenarios, each with its expected (publishers, players).
+const SCENARIOS: [(&[&str], (u64, u64)); 3] = [
+    (&["--scenario", "broadcast", "--size", "3"], (1, 3)),
+    (&["--scenario", "meeting", "--size", "3"], (3, 6)),
+    (
+        &["--scenario", "many-rooms", "--size", "2", "--rooms", "2"],
+        (2, 4),
+    ),
+];
+
+#[test]
+fn every_scenario_runs_against_gax() {
+    let gax = Gax::start(&["--jwt-secret", SECRET, "--workers", "1"]);
+    let url = format!("http://{}", gax.http);
+    for (args, (publishers, players)) in SCENARIOS {
+        let r = run("gax", &url, gax.pid(), args);
+        assert_eq!(
+            (r["server"].as_str(), r["layers"].as_u64()),
+            (Some("gax"), Some(3))
+        );
+        assert_eq!(
+            (r["publishers"].as_u64(), r["players"].as_u64()),
+            (Some(publishers), Some(players)),
+            "{args:?}"
+        );
+        check_seconds(&r, players);
+    }
+}
+
+/// Janus (VideoRoom only) on a free HTTP port, media on this host's first real IPv4 address;
+/// killed when dropped.
+struct Janus {
+    child: Child,
+    url: String,
+    _config: tempfile::TempDir,
+}
+
+impl Janus {
+    fn start() -> Janus {
+        let config = tempfile::tempdir().unwrap();
+        let ip = common::host_ipv4();
+        assert_ne!(
+            ip, "127.0.0.1",
+            "Janus needs a non-loopback address for media (../shared/RECIPES.md: a veth pair)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/scripts/janus.sh");
+        let child = Command::new(script)
+            .arg(config.path())
+            .args([ip.as_str(), &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start bench/scripts/janus.sh (is janus installed? scripts/test installs it)");
+        let mut janus = Janus {
+            child,
+            url: format!("http://127.0.0.1:{port}/janus"),
+            _config: config,
+        };
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _, body)) = common::http_get(addr, "/janus/info") {
+                assert!(body.contains("janus.plugin.videoroom"), "{body}");
+                return janus;
+            }
+            if let Ok(Some(status)) = janus.child.try_wait() {
+                panic!("janus exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "janus did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Janus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_same_scenarios_run_against_janus() {
+    let janus = Janus::start();
+    for (args, (publishers, players)) in SCENARIOS {
+        let r = run("janus", &janus.url, janus.child.id(), args);
+        assert_eq!(r["server"].as_str(), Some("janus"));
+        assert_eq!(
+            (r["publishers"].as_u64(), r["players"].as_u64()),
+            (Some(publishers), Some(players)),
+            "{args:?}"
+        );
+        check_seconds(&r, players);
+    }
 }

@@ -434,26 +434,6 @@ fn whep_players_and_their_refusals() {
     wait_sessions(&gax, 0, Duration::from_secs(5));
 }
 
-/// The first global IPv4 address of this host, or loopback when there is none. libnice (the
-/// ICE agent of GStreamer) gathers no loopback candidates while another interface exists, and
-/// does not pair them with our loopback candidate, so the media socket must be on a real
-/// interface for GStreamer to reach it.
-fn host_ipv4() -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output();
-    out.ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .skip_while(|w| *w != "inet")
-                .nth(1)
-                .and_then(|cidr| cidr.split('/').next())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "127.0.0.1".into())
-}
-
 /// GStreamer publishes over WHIP (Debian's GStreamer 1.22: webrtcbin, libnice, VP8 + Opus); a
 /// Chromium call page in the same room decodes its video and audio, and so does a WHEP player
 /// in Chromium (a bare RTCPeerConnection: `POST /whep/{room}/{participant}`, then `DELETE`),
@@ -472,7 +452,7 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
     if common::browser::e2e_dir().is_none() {
         return;
     }
-    let ip = host_ipv4();
+    let ip = common::host_ipv4();
     // Two workers: the WHEP player lands on the worker the publisher is not on.
     let gax = Gax::start(&["--media-bind", &ip, "--workers", "2"]);
     let room = "whip-gst";

@@ -40,6 +40,8 @@
 //! room.settle().unwrap(); // keep ICE, RTCP and the clients' timers going
 //! ```
 
+pub mod report;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -220,3 +220,23 @@ pub fn register(gax: &Gax, name: &str) -> (String, i64) {
         body["user"]["id"].as_i64().unwrap(),
     )
 }
+
+/// The first global IPv4 address of this host, or loopback when there is none. libnice (the
+/// ICE agent of GStreamer and Janus) gathers no loopback candidates while another interface
+/// exists, and does not pair them with a loopback candidate, so media must be on a real
+/// interface for GStreamer (and Janus) to reach it.
+pub fn host_ipv4() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output();
+    out.ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .skip_while(|w| *w != "inet")
+                .nth(1)
+                .and_then(|cidr| cidr.split('/').next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
