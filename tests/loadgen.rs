@@ -60,6 +60,7 @@ fn check_seconds(run: &serde_json::Value, players: u64) {
     assert_eq!(seconds.len(), 3, "{run}");
     for s in seconds {
         assert_eq!(s["players"], players, "{s}");
+        assert_eq!(s["receiving"], players, "every player receives: {s}");
         assert!(s["packets"].as_u64().unwrap() > 0, "{s}");
         assert!(
             s["server_cpu_pct"].is_number() && s["server_rss_mb"].as_f64().unwrap() > 1.0,

@@ -2,7 +2,7 @@
 # GAX and Janus side by side: the same gax-loadgen load against each, on this machine, in one
 # run. Writes the table and the comparison plot into bench/README.md and bench/side-by-side.png.
 #
-#   bench/scripts/side-by-side.sh            # the full ladder (~15 min on 2 cores)
+#   bench/scripts/side-by-side.sh            # the full ladder (~12 min on 2 cores)
 #   QUICK=1 bench/scripts/side-by-side.sh    # one load per scenario (a smoke run, ~3 min)
 #
 # What it does:
@@ -12,24 +12,25 @@
 #      Janus's VideoRoom only (bench/scripts/janus.sh), media on this host's first non-loopback
 #      IPv4 address for both (Janus never uses loopback);
 #   3. runs each scenario at each load with the generator pinned to CPU 1, 3 simulcast layers,
-#      a ramp and a 10 s hold; every run leaves a JSON and a PNG in $OUT;
+#      a ramp, 3 s to settle and a 6 s hold; every run leaves a JSON and a PNG in $OUT;
 #   4. gax-benchtable writes the table (machine, versions, command first) into bench/README.md.
 #
-# Environment: OUT (results; default $CARGO_TARGET_DIR/side-by-side), HOLD (10s),
-# BROADCAST_SIZES, MEETING_SIZES, ROOMS (many-rooms: rooms of 1 -> 4), SERVERS ("janus gax").
+# Environment: OUT (results; default $CARGO_TARGET_DIR/side-by-side), HOLD (6s),
+# BROADCAST_SIZES, MEETING_SIZES, ROOMS (many-rooms: rooms of 1 -> 4), SERVERS ("janus gax
+# gax-nobwe": gax-nobwe is GAX with `--no-bwe`, no send-side estimate or pacer, as Janus).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gax-target}"
 out="${OUT:-$CARGO_TARGET_DIR/side-by-side}"
-hold="${HOLD:-10s}"
-servers="${SERVERS:-janus gax}"
+hold="${HOLD:-6s}"
+servers="${SERVERS:-janus gax gax-nobwe}"
 if [ -n "${QUICK:-}" ]; then
   broadcast_sizes="${BROADCAST_SIZES:-20}"; meeting_sizes="${MEETING_SIZES:-4}"; rooms="${ROOMS:-5}"
 else
-  broadcast_sizes="${BROADCAST_SIZES:-10 25 50 100 150}"
-  meeting_sizes="${MEETING_SIZES:-3 5 7 9}"
-  rooms="${ROOMS:-5 10 20}"
+  broadcast_sizes="${BROADCAST_SIZES:-25 50 100 200}"
+  meeting_sizes="${MEETING_SIZES:-4 6 8 10}"
+  rooms="${ROOMS:-5 10 20 40}"
 fi
 secret=side-by-side-secret-side-by-side-secret
 
@@ -66,11 +67,13 @@ wait_http() { # url
   echo "server did not answer at $1" >&2; return 1
 }
 
-start_server() { # gax | janus
+start_server() { # gax | gax-nobwe | janus
   case "$1" in
-    gax)
+    gax|gax-nobwe)
+      rm -rf "$out/gax-data"
       taskset -c 0 "$bin/gax" serve --listen 127.0.0.1:18080 --data-dir "$out/gax-data" \
-        --jwt-secret "$secret" --workers 1 --media-bind "$ip" >"$out/gax.log" 2>&1 &
+        --jwt-secret "$secret" --workers 1 --media-bind "$ip" \
+        $([ "$1" = gax-nobwe ] && echo --no-bwe) >"$out/$1.log" 2>&1 &
       server_pid=$!; url=http://127.0.0.1:18080; wait_http "$url/healthz" ;;
     janus)
       taskset -c 0 "$root/bench/scripts/janus.sh" "$out/janus-config" "$ip" 18088 >"$out/janus.log" 2>&1 &
@@ -82,11 +85,13 @@ load() { # server scenario size [rooms]
   local name="$1-$2-$3${4:+x$4}"
   local clients=$(( $3 * ${4:-1} ))
   [ "$2" = meeting ] && clients=$(( $3 * $3 ))
-  # About 25 ms between joins: joining is not what is measured.
-  local ramp=$(( clients * 25 ))ms
+  # 15 ms between joins: joining is not what is measured. Ramp + settle + hold stay under 15 s:
+  # webrtc-rs sends no ICE consent checks while media flows both ways, and GAX's ICE-lite
+  # (str0m) drops a pair after 15 s without a binding request (bench/README.md).
+  local ramp=$(( clients * 15 ))ms
   echo "== $name"
-  taskset -c 1 "$bin/gax-loadgen" --server "$1" --url "$url" --jwt-secret "$secret" \
-    --scenario "$2" --size "$3" ${4:+--rooms "$4"} --ramp "$ramp" --hold "$hold" \
+  taskset -c 1 "$bin/gax-loadgen" --server "${1%%-*}" --label "$1" --url "$url" --jwt-secret "$secret" \
+    --scenario "$2" --size "$3" ${4:+--rooms "$4"} --ramp "$ramp" --settle 3s --hold "$hold" \
     --server-pid "$server_pid" --out "$out/$name.json" --plot "$out/$name.png" \
     2> >(tee "$out/$name.log" >&2) || echo "   (run failed: see $out/$name.log)"
   sleep 2 # let the server settle between runs
@@ -101,10 +106,10 @@ for server in $servers; do
 done
 
 {
-  echo "Run on $(date -u +%Y-%m-%d) with \`bench/scripts/side-by-side.sh\`${QUICK:+ (QUICK=1)}: each server pinned to CPU 0 (\`taskset -c 0\`), the generator to CPU 1; $hold hold per load; publishers send 3 simulcast layers (VP8, 30 fps; f: 3 x 1100-byte packets per frame, h: 1, q: 1 x 366 bytes) and Opus-sized audio (50 packets/s); players receive the top layer."
+  echo "Run on $(date -u +%Y-%m-%d) with \`bench/scripts/side-by-side.sh\`${QUICK:+ (QUICK=1)}: each server pinned to CPU 0 (\`taskset -c 0\`), the generator to CPU 1; 3 s to settle, then $hold measured per load; publishers send 3 simulcast layers (VP8, 30 fps; f: 3 x 1100-byte packets per frame, h: 1, q: 1 x 366 bytes) and Opus-sized audio (50 packets/s); players receive the top layer (GAX with estimation on starts them lower and moves up as the estimate allows)."
   echo
   echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'), $(uname -sr)"
-  echo "- gax $(git -C "$root" rev-parse --short HEAD) (release build, \`--workers 1 --media-bind $ip\`, bandwidth estimation on), $(rustc --version)"
+  echo "- gax $(git -C "$root" rev-parse --short HEAD) (release build, \`--workers 1 --media-bind $ip\`; \`gax\` with bandwidth estimation and pacing on, the default; \`gax-nobwe\` with \`--no-bwe\`), $(rustc --version)"
   echo "- $(janus --version 2>/dev/null | head -n1) (Debian package; VideoRoom only, \`bench/scripts/janus.sh\`)"
   echo "- generator: gax-loadgen (webrtc-rs $(sed -n '/^name = "webrtc"$/{n;s/version = //;s/"//g;p;q}' "$root/Cargo.lock"))"
 } >"$out/preamble.md"

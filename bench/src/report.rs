@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Second {
     pub t: u32,
+    /// Players that had joined.
     pub players: u64,
+    /// Players that received at least one packet in this second.
+    #[serde(default)]
+    pub receiving: u64,
     /// RTP packets all players received in this second.
     pub packets: u64,
     pub mbit: f64,
@@ -64,14 +68,22 @@ pub struct Run {
 /// Loss at or above this is not a load "held" (the equal-loss bar).
 pub const LOSS_LIMIT_PCT: f64 = 0.5;
 
+/// A median latency at or above this is not a load held either: a server that keeps up with
+/// loss only by queueing (a saturated core buffers rather than drops) is not keeping up.
+pub const LATENCY_LIMIT_US: u32 = 50_000;
+
 impl Run {
-    /// Whether the server held this load: loss under [`LOSS_LIMIT_PCT`] and every player up.
+    /// Whether the server held this load: loss under [`LOSS_LIMIT_PCT`], median latency under
+    /// [`LATENCY_LIMIT_US`], and every player joined and receiving in every second (a player
+    /// the server dropped shows no loss, only silence).
     pub fn held(&self) -> bool {
         self.loss_pct < LOSS_LIMIT_PCT
+            && self.p50_us.is_some_and(|p| p < LATENCY_LIMIT_US)
+            && !self.seconds.is_empty()
             && self
                 .seconds
-                .last()
-                .is_some_and(|s| s.players as usize == self.players)
+                .iter()
+                .all(|s| s.players as usize == self.players && s.receiving as usize == self.players)
     }
 }
 
@@ -140,6 +152,8 @@ fn panel(
     chart
         .configure_mesh()
         .x_desc("second of the hold")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(draw_err)?;
@@ -234,6 +248,7 @@ pub fn plot_run(run: &Run, path: &Path) -> Result<(), PlotError> {
 fn server_color(server: &str) -> RGBColor {
     match server {
         "gax" => RGBColor(0x1f, 0x77, 0xb4),
+        "gax-nobwe" => RGBColor(0x2c, 0xa0, 0x2c),
         "janus" => RGBColor(0xd6, 0x27, 0x28),
         _ => RGBColor(0x55, 0x55, 0x55),
     }
@@ -278,6 +293,8 @@ pub fn plot_compare(runs: &[Run], path: &Path) -> Result<(), PlotError> {
         chart
             .configure_mesh()
             .x_desc("players (receiving peer connections)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(draw_err)?;
@@ -356,6 +373,9 @@ pub fn table(runs: &[Run]) -> String {
         if !r.held() {
             notes.push("not held");
         }
+        if r.seconds.iter().any(|s| s.receiving < s.players) {
+            notes.push("players stopped receiving");
+        }
         if r.generator_bound {
             notes.push("generator-bound");
         }
@@ -379,46 +399,53 @@ pub fn table(runs: &[Run]) -> String {
     }
     let mut scenarios: Vec<&str> = rows.iter().map(|r| r.scenario.as_str()).collect();
     scenarios.dedup();
+    let mut servers: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
+    servers.sort_unstable();
+    servers.dedup();
     let _ = writeln!(out);
     for scenario in scenarios {
-        let of = |server: &str| -> Vec<&Run> {
+        let held = |server: &str| -> Vec<&Run> {
             rows.iter()
                 .copied()
                 .filter(|r| r.scenario == scenario && r.server == server && r.held())
                 .collect()
         };
-        let (gax, janus) = (of("gax"), of("janus"));
-        let largest = |v: &[&Run]| v.iter().map(|r| r.players).max();
+        let largest: Vec<String> = servers
+            .iter()
+            .map(|s| {
+                let n = held(s).iter().map(|r| r.players).max();
+                format!("{s} {} players", opt(n))
+            })
+            .collect();
         let _ = write!(
             out,
-            "- **{scenario}**: largest load held (loss < {LOSS_LIMIT_PCT}%): gax {} players, janus {} players",
-            opt(largest(&gax)),
-            opt(largest(&janus)),
+            "- **{scenario}**: largest load held (loss < {LOSS_LIMIT_PCT}%, p50 < {} ms): {}",
+            LATENCY_LIMIT_US / 1000,
+            largest.join(", ")
         );
-        // The ratio at the largest load both held.
-        let both = gax
-            .iter()
-            .filter_map(|g| {
-                let j = janus.iter().find(|j| j.players == g.players)?;
-                Some((
-                    g.players,
-                    g.packets_per_server_cpu_s?,
-                    j.packets_per_server_cpu_s?,
-                ))
-            })
-            .max_by_key(|x| x.0);
-        match both {
-            Some((players, g, j)) if j > 0.0 => {
-                let _ = writeln!(
+        // Against Janus: the ratio at the largest load both held.
+        let janus = held("janus");
+        for server in servers.iter().filter(|s| **s != "janus") {
+            let both = held(server)
+                .iter()
+                .filter_map(|g| {
+                    let j = janus.iter().find(|j| j.players == g.players)?;
+                    Some((
+                        g.players,
+                        g.packets_per_server_cpu_s?,
+                        j.packets_per_server_cpu_s?,
+                    ))
+                })
+                .max_by_key(|x| x.0);
+            if let Some((players, g, j)) = both.filter(|b| b.2 > 0.0) {
+                let _ = write!(
                     out,
-                    "; at {players} players gax forwards {:.1}x Janus's packets per CPU-second.",
+                    "; at {players} players {server} forwards {:.1}x Janus's packets per CPU-second",
                     g / j
                 );
             }
-            _ => {
-                let _ = writeln!(out, ".");
-            }
         }
+        let _ = writeln!(out, ".");
     }
     out
 }
@@ -440,6 +467,7 @@ mod tests {
             seconds: vec![Second {
                 t: 1,
                 players: players as u64,
+                receiving: players as u64,
                 packets: 1000,
                 mbit: 8.0,
                 loss_pct: loss,
@@ -476,15 +504,24 @@ mod tests {
         assert!(t.contains("gax 50 players, janus 10 players"), "{t}");
         assert!(t.contains("at 10 players gax forwards 3.0x"), "{t}");
         assert!(t.contains("| 2.00 |") && t.contains("not held"), "{t}");
+        let nobwe = run("gax-nobwe", 10, 20_000.0, 0.0);
+        let t = table(&[runs[1].clone(), nobwe]);
+        assert!(t.contains("at 10 players gax-nobwe forwards 2.0x"), "{t}");
     }
 
     #[test]
     fn a_run_with_loss_or_missing_players_is_not_held() {
         assert!(run("gax", 10, 1.0, 0.49).held());
         assert!(!run("gax", 10, 1.0, 0.5).held());
+        let mut queued = run("janus", 10, 1.0, 0.0);
+        queued.p50_us = Some(99_000);
+        assert!(!queued.held(), "no loss but a 99 ms queue");
         let mut r = run("gax", 10, 1.0, 0.0);
         r.players = 11;
         assert!(!r.held());
+        let mut silent = run("gax", 10, 1.0, 0.0);
+        silent.seconds[0].receiving = 9;
+        assert!(!silent.held(), "one player stopped receiving");
     }
 
     #[test]

@@ -375,9 +375,26 @@ pub struct Tally {
     pub latencies: Mutex<Vec<u32>>,
     pub players_up: AtomicU64,
     pub publishers_up: AtomicU64,
+    /// Per player: did a packet arrive since the last look ([`Tally::take_receiving`]).
+    heard: Vec<AtomicBool>,
 }
 
 impl Tally {
+    pub fn new(players: usize) -> Self {
+        Tally {
+            heard: (0..players).map(|_| AtomicBool::new(false)).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// How many players received something since the last call.
+    pub fn take_receiving(&self) -> u64 {
+        self.heard
+            .iter()
+            .filter(|h| h.swap(false, Ordering::Relaxed))
+            .count() as u64
+    }
+
     /// This second's latencies, taken out.
     pub fn take_latencies(&self) -> Vec<u32> {
         std::mem::take(&mut *self.latencies.lock().unwrap_or_else(|e| e.into_inner()))
@@ -414,9 +431,10 @@ impl Sequence {
     }
 }
 
-/// Counts every RTP packet `pc` receives into `tally`: packets, bytes, loss from sequence
-/// numbers, and the one-way latency from the send time in the payload.
-pub fn count_received(pc: &RTCPeerConnection, tally: Arc<Tally>) {
+/// Counts every RTP packet `pc` (player number `player`) receives into `tally`: packets,
+/// bytes, loss from sequence numbers, and the one-way latency from the send time in the
+/// payload.
+pub fn count_received(pc: &RTCPeerConnection, tally: Arc<Tally>, player: usize) {
     pc.on_track(Box::new(move |track, _, _| {
         let t = tally.clone();
         // The handler must return at once (webrtc-rs runs them one after another): read in a
@@ -428,6 +446,9 @@ pub fn count_received(pc: &RTCPeerConnection, tally: Arc<Tally>) {
                 let n = pkt.payload.len();
                 t.packets.fetch_add(1, Ordering::Relaxed);
                 t.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                if let Some(h) = t.heard.get(player) {
+                    h.store(true, Ordering::Relaxed);
+                }
                 if n >= 8 {
                     let mut sent = [0u8; 8];
                     sent.copy_from_slice(&pkt.payload[n - 8..]);
@@ -451,6 +472,15 @@ pub fn count_received(pc: &RTCPeerConnection, tally: Arc<Tally>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receiving_counts_players_heard_since_the_last_look() {
+        let t = Tally::new(3);
+        t.heard[0].store(true, Ordering::Relaxed);
+        t.heard[2].store(true, Ordering::Relaxed);
+        assert_eq!(t.take_receiving(), 2);
+        assert_eq!(t.take_receiving(), 0, "reset by the look");
+    }
 
     #[test]
     fn sequence_counts_gaps_wraps_and_ignores_late_packets() {

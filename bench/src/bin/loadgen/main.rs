@@ -14,7 +14,8 @@
 //!
 //! Scenarios: `broadcast` (per room, 1 publisher -> `--size` players), `meeting` (per room,
 //! `--size` participants, each playing every other), `many-rooms` (broadcast in `--rooms`
-//! rooms). Clients join over `--ramp`, then the run holds for `--hold`; each second prints the
+//! rooms). Clients join over `--ramp`, settle for `--settle`, then the run holds for `--hold`
+//! (only the hold is measured); each second prints the
 //! packets and bits the players received, loss, latency p50/p99, the server's CPU and RSS (from
 //! /proc of `--server-pid`) and the generator's own CPU; a generator near a full core is
 //! flagged. `--out` writes the run as JSON, `--plot` as a PNG (`bench::report`).
@@ -89,6 +90,11 @@ struct Args {
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     #[serde(serialize_with = "secs")]
     ramp: Duration,
+    /// Time between the last join and the start of the measurement, for the layers and the
+    /// servers' estimates to settle.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    settle: Duration,
     /// Time the full load is held and measured.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     #[serde(serialize_with = "secs")]
@@ -296,10 +302,10 @@ async fn main() -> anyhow::Result<()> {
         payload: args.payload,
         layers: usize::from(args.layers),
     };
-    let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let run_id = client::now_us() & 0xff_ffff;
     let plan = plan(args.scenario, rooms, size);
+    let tally = Arc::new(Tally::new(plan.plays.len()));
 
     let clients = plan.publishers.len() + plan.plays.len();
     let gap = args.ramp / u32::try_from(clients.max(1)).unwrap_or(u32::MAX);
@@ -336,9 +342,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // Give the publishers' media a moment to connect before players ask for their tracks.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for (room, publisher, name) in &plan.plays {
+    for (player, (room, publisher, name)) in plan.plays.iter().enumerate() {
         let pc = client::peer_connection().await?;
-        client::count_received(&pc, tally.clone());
+        client::count_received(&pc, tally.clone(), player);
         let ending = target
             .play(&pc, &room_names[*room], &ids[*publisher], name, &stop)
             .await
@@ -348,6 +354,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(gap).await;
     }
 
+    tokio::time::sleep(args.settle).await;
     let run = hold(&args, &plan, &tally).await;
     stop.store(true, Ordering::Relaxed);
     let json = serde_json::to_string_pretty(&run)?;
@@ -392,6 +399,7 @@ async fn hold(args: &Args, plan: &Plan, tally: &Tally) -> Run {
     let mut hold_expected = 0u64;
     let mut generator_bound = false;
     let _ = tally.take_latencies();
+    let _ = tally.take_receiving();
     while started.elapsed() < args.hold {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = Instant::now();
@@ -416,6 +424,7 @@ async fn hold(args: &Args, plan: &Plan, tally: &Tally) -> Run {
         let second = Second {
             t: seconds.len() as u32 + 1,
             players: tally.players_up.load(Ordering::Relaxed),
+            receiving: tally.take_receiving(),
             packets: dp,
             mbit: (bytes - last.1) as f64 * 8.0 / dt / 1e6,
             loss_pct: if de == 0 {
@@ -430,9 +439,10 @@ async fn hold(args: &Args, plan: &Plan, tally: &Tally) -> Run {
             generator_cpu_pct: gen_cpu,
         };
         eprintln!(
-            "t={:>3}s players={} packets/s={:>7} {:>7.1} Mbit/s loss={:.2}% p50={:?}µs p99={:?}µs server cpu={} rss={} gen cpu={:.0}%{}",
+            "t={:>3}s players={} receiving={} packets/s={:>7} {:>7.1} Mbit/s loss={:.2}% p50={:?}µs p99={:?}µs server cpu={} rss={} gen cpu={:.0}%{}",
             second.t,
             second.players,
+            second.receiving,
             second.packets,
             second.mbit,
             second.loss_pct,
