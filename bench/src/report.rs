@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +127,47 @@ fn ensure_font() -> Result<(), PlotError> {
     }
 }
 
+/// A chart of one panel: caption, axes from 0 to the maxima, labelled mesh.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn axes<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    x_desc: &str,
+    x_max: f64,
+    y_max: f64,
+    y_decimals: usize,
+) -> Result<Chart<'a, 'b>, PlotError> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.y_decimals$}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(chart)
+}
+
+/// The series' names in a box.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), PlotError> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(draw_err)
+}
+
 /// A named line of (second, value) points.
 type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
@@ -142,21 +184,7 @@ fn panel(
         .fold(0.0f64, f64::max)
         .max(1e-9)
         * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 18))
-        .margin(8)
-        .x_label_area_size(28)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max.max(1.0), 0f64..y_max)
-        .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("second of the hold")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .label_style(("sans-serif", 13))
-        .draw()
-        .map_err(draw_err)?;
+    let mut chart = axes(area, title, "second of the hold", x_max.max(1.0), y_max, 1)?;
     for (name, color, pts) in lines {
         let color = *color;
         chart
@@ -165,14 +193,7 @@ fn panel(
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(draw_err)?;
-    Ok(())
+    legend(&mut chart)
 }
 
 /// A PNG of one run, one panel each: packets/s received, latency p50/p99, server and
@@ -280,24 +301,14 @@ pub fn plot_compare(runs: &[Run], path: &Path) -> Result<(), PlotError> {
             .fold(0.0f64, f64::max)
             .max(1.0)
             * 1.15;
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!("{scenario}: forwarded packets per server CPU-second"),
-                ("sans-serif", 18),
-            )
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("players (receiving peer connections)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(draw_err)?;
+        let mut chart = axes(
+            area,
+            &format!("{scenario}: forwarded packets per server CPU-second"),
+            "players (receiving peer connections)",
+            x_max,
+            y_max,
+            0,
+        )?;
         let mut servers: Vec<&str> = mine.iter().map(|r| r.server.as_str()).collect();
         servers.dedup();
         for server in servers {
@@ -329,13 +340,7 @@ pub fn plot_compare(runs: &[Run], path: &Path) -> Result<(), PlotError> {
                 }))
                 .map_err(draw_err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart)?;
     }
     root.present().map_err(draw_err)?;
     Ok(())
