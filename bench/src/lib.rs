@@ -39,6 +39,9 @@
 //! assert!(out >= 10);
 //! room.settle().unwrap(); // keep ICE, RTCP and the clients' timers going
 //! ```
+//!
+//! [`report`] holds what the whole-server load generator (`gax-loadgen`) records and how runs
+//! are shown: the JSON run, its PNG plot, and the side-by-side table against Janus.
 
 pub mod report;
 
