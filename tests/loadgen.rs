@@ -100,6 +100,30 @@ fn every_scenario_runs_against_gax() {
         );
         check_seconds(&r, players);
     }
+    // Players that pin the q layer (`?layer=q` on WHEP) get q's bytes (~0.08 Mbit/s each at
+    // 15 fps with audio), far under what the same broadcast carries unpinned (f: ~0.43).
+    let unpinned = run("gax", &url, gax.pid(), SCENARIOS[0].0);
+    let pinned = run(
+        "gax",
+        &url,
+        gax.pid(),
+        &[SCENARIOS[0].0, &["--pin-layer", "q"]].concat(),
+    );
+    check_seconds(&pinned, 3);
+    let mbit = |r: &serde_json::Value| -> Vec<f64> {
+        r["seconds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["mbit"].as_f64().unwrap())
+            .collect()
+    };
+    let (q, top) = (mbit(&pinned), mbit(&unpinned));
+    assert!(q.iter().all(|m| *m < 0.35), "pinned to q: {q:?}");
+    assert!(
+        top.last().unwrap() > &(2.0 * q.iter().cloned().fold(0.0, f64::max)),
+        "unpinned {top:?} vs pinned {q:?}"
+    );
 }
 
 /// Janus (VideoRoom only) on a free HTTP port, media on this host's first real IPv4 address;

@@ -313,7 +313,8 @@ fn whep_players_and_their_refusals() {
         &'a str,
     );
     let g722 = only_unsupported_codecs(&sdp);
-    let cases: [Case; 10] = [
+    let bad_layer = format!("{id}?layer=x");
+    let cases: [Case; 11] = [
         (&id, None, Some("application/sdp"), &sdp, 401, "no token"),
         (
             &id,
@@ -387,9 +388,20 @@ fn whep_players_and_their_refusals() {
             400,
             "garbage SDP",
         ),
+        (
+            &bad_layer,
+            Some(&player),
+            Some("application/sdp"),
+            &sdp,
+            400,
+            "unknown layer",
+        ),
     ];
     for (who, tok, ct, body, expected, what) in cases {
         let (status, _, text) = play("stage", who, tok, ct, body);
+        if what == "unknown layer" {
+            assert!(text.contains("use q, h or f"), "{what}: {text}");
+        }
         assert_eq!(status, expected, "{what}: {text}");
         if what == "unsupported codecs" {
             assert!(text.contains("none of the offered media"), "{what}: {text}");

@@ -16,6 +16,7 @@ use crate::relay::{mesh, MAX_WORKERS, RELAY_CAPACITY};
 use crate::router::Grants;
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
+use crate::worker::Follow;
 use crate::worker_thread::{spawn, Command, Control, WorkerHandle};
 use crate::{ParticipantId, PeerEvent, SessionStats, SfuError};
 
@@ -186,11 +187,13 @@ impl Sfu {
 
     /// Joins `room` as a WHEP player of `publisher`: its offer's `recvonly` m-lines receive
     /// the publisher's tracks (one per m-line of the same kind, also tracks published later
-    /// while a matching m-line is free), with no renegotiation.
+    /// while a matching m-line is free), with no renegotiation. `layer` pins the simulcast
+    /// layer of its video (0 = q, 1 = h, 2 = f); `None` leaves it to the bandwidth estimate.
     pub async fn join_player(
         &self,
         room: &str,
         publisher: ParticipantId,
+        layer: Option<u8>,
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Joined, SfuError> {
@@ -198,7 +201,8 @@ impl Sfu {
             publish: false,
             subscribe: true,
         };
-        self.join_as(room, grants, Some(publisher), offer, events)
+        let follow = Follow { publisher, layer };
+        self.join_as(room, grants, Some(follow), offer, events)
             .await
     }
 
@@ -206,7 +210,7 @@ impl Sfu {
         &self,
         room: &str,
         grants: Grants,
-        follow: Option<ParticipantId>,
+        follow: Option<Follow>,
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Joined, SfuError> {

@@ -79,8 +79,18 @@ struct Peer {
 #[derive(Debug)]
 struct Whep {
     from: ParticipantId,
+    /// The simulcast layer the player pinned for every video track it receives.
+    layer: Option<u8>,
     /// The player's `recvonly` m-lines not bound to a track yet.
     free: Vec<(MediaId, Kind)>,
+}
+
+/// What a WHEP player plays: one publisher's tracks, optionally one pinned simulcast layer
+/// (0 = q, 1 = h, 2 = f) instead of the one its bandwidth allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Follow {
+    pub publisher: ParticipantId,
+    pub layer: Option<u8>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -241,9 +251,9 @@ impl WorkerCore {
     /// A new peer joins `room` with its SDP offer. Its tracks are published to the others and
     /// it is offered everyone else's tracks right after (a server offer on `events`).
     ///
-    /// With `follow`, the participant is a WHEP player: it receives only `follow`'s tracks, on
-    /// the `recvonly` m-lines of its offer (one track per m-line of the same kind), and is never
-    /// sent an offer of its own.
+    /// With `follow`, the participant is a WHEP player: it receives only `follow.publisher`'s
+    /// tracks, on the `recvonly` m-lines of its offer (one track per m-line of the same kind),
+    /// is never sent an offer of its own, and gets `follow.layer` of simulcast video if set.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
@@ -251,7 +261,7 @@ impl WorkerCore {
         room: &str,
         who: ParticipantId,
         grants: Grants,
-        follow: Option<ParticipantId>,
+        follow: Option<Follow>,
         offer: &str,
         events: UnboundedSender<PeerEvent>,
     ) -> Result<JoinAnswer, SfuError> {
@@ -277,8 +287,9 @@ impl WorkerCore {
                 estimate: None,
                 counters: PeerCounters::default(),
                 probe_bump: 0,
-                whep: follow.map(|from| Whep {
-                    from,
+                whep: follow.map(|f| Whep {
+                    from: f.publisher,
+                    layer: f.layer,
                     free: Vec::new(),
                 }),
             },
@@ -1201,7 +1212,7 @@ impl WorkerCore {
         {
             Some(w) if w.from != key.owner => return,
             Some(w) => match w.free.iter().position(|(_, k)| *k == kind) {
-                Some(i) => Some(w.free.remove(i).0),
+                Some(i) => Some((w.free.remove(i).0, w.layer)),
                 None => return,
             },
             None => None,
@@ -1209,7 +1220,7 @@ impl WorkerCore {
         let Some(tag) = self.router.add_consumer(key, subscriber) else {
             return;
         };
-        if let Some(media) = slot {
+        if let Some((media, layer)) = slot {
             // Bound at once; `negotiate` activates it (no offer, no answer).
             tracing::debug!(
                 player = subscriber.0,
@@ -1218,6 +1229,11 @@ impl WorkerCore {
                 "player track bound"
             );
             self.router.consumer_offered(subscriber, tag, media);
+            if let (Some(layer), Kind::Video) = (layer, kind) {
+                if let Some((prod, i)) = self.router.consumer_mut(subscriber, media) {
+                    prod.consumers[i].pinned = Some(layer);
+                }
+            }
         }
         let video_tracks = self.router.video_consumers_of(subscriber);
         if let Some(p) = self.peers.get_mut(&subscriber) {

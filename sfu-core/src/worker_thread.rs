@@ -36,7 +36,7 @@ pub(crate) enum Command {
         who: ParticipantId,
         grants: Grants,
         /// A WHEP player of this participant (see `Worker::join`).
-        follow: Option<ParticipantId>,
+        follow: Option<crate::worker::Follow>,
         offer: String,
         events: tokio::sync::mpsc::UnboundedSender<PeerEvent>,
         reply: oneshot::Sender<Result<JoinAnswer, SfuError>>,

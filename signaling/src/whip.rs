@@ -6,7 +6,8 @@
 //!   it join and its tracks appear.
 //! - `POST /whep/{room}/{participant}` plays `participant`'s tracks on the `recvonly` m-lines
 //!   of the player's offer (no renegotiation: one track per m-line of its kind, the simulcast
-//!   layer chosen by the bandwidth estimate). Players are not shown to the room.
+//!   layer chosen by the bandwidth estimate unless `?layer=q|h|f` pins one). Players are not
+//!   shown to the room.
 //!
 //! Both carry the SDP offer (`Content-Type: application/sdp`) and a call token
 //! (`Authorization: Bearer`) that grants the room and publishing (WHIP) or subscribing (WHEP).
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sfu_core::{Grants, PeerEvent};
@@ -121,15 +122,23 @@ pub async fn publish(
     start(app, room, claims, offer, None).await
 }
 
-/// `POST /whep/{room}/{participant}`: play `participant`'s tracks (WHEP).
+/// The query of a WHEP request.
+#[derive(Debug, serde::Deserialize)]
+pub struct PlayQuery {
+    /// Pin this simulcast layer (`q`, `h` or `f`) instead of the one the bandwidth allows.
+    layer: Option<String>,
+}
+
+/// `POST /whep/{room}/{participant}[?layer=q|h|f]`: play `participant`'s tracks (WHEP).
 #[utoipa::path(post, path = "/whep/{room}/{participant}", tag = "calls",
     params(("room" = String, Path, description = "The call room (granted by the token)"),
-        ("participant" = String, Path, description = "Whose tracks to play, e.g. `p3` (the id in the room's participant list, or in a WHIP session's Location)")),
+        ("participant" = String, Path, description = "Whose tracks to play, e.g. `p3` (the id in the room's participant list, or in a WHIP session's Location)"),
+        ("layer" = Option<String>, Query, description = "Pin this simulcast layer of the video: `q`, `h` or `f` (default: chosen by the bandwidth estimate)")),
     request_body(content = String, content_type = "application/sdp", description = "The SDP offer with `recvonly` audio and/or video"),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The SDP answer; `Location` is the session URL", body = String, content_type = "application/sdp"),
-        (status = 400, description = "No media, unparsable, or nothing receivable", body = crate::api::ErrorBody),
+        (status = 400, description = "No media, unparsable, nothing receivable, or an unknown layer", body = crate::api::ErrorBody),
         (status = 401, body = crate::api::ErrorBody),
         (status = 403, description = "Another room, or no subscribe grant", body = crate::api::ErrorBody),
         (status = 404, description = "No such participant in the room", body = crate::api::ErrorBody),
@@ -139,9 +148,19 @@ pub async fn publish(
 pub async fn play(
     State(app): State<Arc<App>>,
     Path((room, participant)): Path<(String, String)>,
+    Query(query): Query<PlayQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let layer = match query.layer.as_deref() {
+        None => None,
+        Some(name @ ("q" | "h" | "f")) => sfu_core::layers::layer_index(name),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown layer {other:?}: use q, h or f"
+            )))
+        }
+    };
     let claims = room_claims(&app, &headers, &room)?;
     if !claims.can_subscribe {
         return Err(ApiError::Forbidden(
@@ -158,7 +177,7 @@ pub async fn play(
         .ok_or_else(|| {
             ApiError::NotFound(format!("no participant {participant:?} in room {room:?}"))
         })?;
-    start(app, room, claims, offer, Some(publisher)).await
+    start(app, room, claims, offer, Some((publisher, layer))).await
 }
 
 /// The offer of a WHIP/WHEP request: `application/sdp`, at most [`MAX_OFFER_BYTES`], UTF-8,
@@ -200,14 +219,15 @@ fn checked_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> 
     Ok(offer)
 }
 
-/// Joins the SFU (as a publisher, or as a player of `follow`) and keeps the session until it
+/// Joins the SFU (as a publisher, or as a player of `follow`'s publisher, with its pinned
+/// layer if any) and keeps the session until it
 /// ends; answers 201 with the SDP answer and the session's `Location`.
 async fn start(
     app: Arc<App>,
     room: String,
     claims: messaging::auth::Claims,
     offer: String,
-    follow: Option<sfu_core::ParticipantId>,
+    follow: Option<(sfu_core::ParticipantId, Option<u8>)>,
 ) -> Result<Response, ApiError> {
     let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
     let joined = match follow {
@@ -218,7 +238,11 @@ async fn start(
             };
             app.sfu.join(&room, grants, offer, peer_tx).await
         }
-        Some(publisher) => app.sfu.join_player(&room, publisher, offer, peer_tx).await,
+        Some((publisher, layer)) => {
+            app.sfu
+                .join_player(&room, publisher, layer, offer, peer_tx)
+                .await
+        }
     };
     let joined = joined.map_err(|e| match e.is_client_error() {
         true => ApiError::BadRequest(format!("the offer was refused: {e}")),
@@ -308,7 +332,7 @@ async fn start(
 
     let location = match follow {
         None => format!("/whip/{room}/{session}"),
-        Some(p) => format!("/whep/{room}/{p}/{session}"),
+        Some((p, _)) => format!("/whep/{room}/{p}/{session}"),
     };
     Ok((
         StatusCode::CREATED,

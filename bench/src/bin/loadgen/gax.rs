@@ -100,19 +100,21 @@ impl Gax {
         Ok((id, session))
     }
 
-    /// Plays `participant` in `room` on `pc` over WHEP.
+    /// Plays `participant` in `room` on `pc` over WHEP, pinning `layer` if given.
     pub async fn play(
         &self,
         pc: &RTCPeerConnection,
         room: &str,
         participant: &str,
         name: &str,
+        layer: Option<&str>,
     ) -> anyhow::Result<Session> {
         client::add_receivers(pc).await?;
         let offer = client::local_offer(pc).await?;
+        let query = layer.map_or(String::new(), |l| format!("?layer={l}"));
         let (answer, session) = self
             .post(
-                &format!("/whep/{room}/{participant}"),
+                &format!("/whep/{room}/{participant}{query}"),
                 self.token(room, name, false)?,
                 offer,
             )

@@ -111,6 +111,10 @@ struct Args {
     /// Bytes of RTP payload per video packet of the top layer.
     #[arg(long, default_value_t = 1100)]
     payload: usize,
+    /// Players pin this simulcast layer (`q`, `h` or `f`; GAX: `?layer=` on the WHEP request)
+    /// instead of the one the server's bandwidth estimate picks.
+    #[arg(long, value_parser = ["q", "h", "f"])]
+    pin_layer: Option<String>,
     /// The server's pid, for its CPU and RSS.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -181,10 +185,11 @@ impl Target {
         room: &str,
         publisher: &str,
         name: &str,
+        layer: Option<&str>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<Ending> {
         match self {
-            Target::Gax(g) => Ok(Ending::Gax(g.play(pc, room, publisher, name).await?)),
+            Target::Gax(g) => Ok(Ending::Gax(g.play(pc, room, publisher, name, layer).await?)),
             Target::Janus(j) => Ok(Ending::Janus(
                 j.play(pc, janus_room(room)?, publisher, stop.clone())
                     .await?,
@@ -289,7 +294,13 @@ async fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .context("--jwt-secret (or GAX_JWT_SECRET) is needed for GAX")?,
         )?),
-        ServerKind::Janus => Target::Janus(Arc::new(janus::Janus::new(&args.url))),
+        ServerKind::Janus => {
+            anyhow::ensure!(
+                args.pin_layer.is_none(),
+                "--pin-layer is only supported against GAX"
+            );
+            Target::Janus(Arc::new(janus::Janus::new(&args.url)))
+        }
     };
     let rooms = args.rooms.unwrap_or(match args.scenario {
         Scenario::ManyRooms => 10,
@@ -346,7 +357,14 @@ async fn main() -> anyhow::Result<()> {
         let pc = client::peer_connection().await?;
         client::count_received(&pc, tally.clone(), player);
         let ending = target
-            .play(&pc, &room_names[*room], &ids[*publisher], name, &stop)
+            .play(
+                &pc,
+                &room_names[*room],
+                &ids[*publisher],
+                name,
+                args.pin_layer.as_deref(),
+                &stop,
+            )
             .await
             .with_context(|| format!("player {name}"))?;
         tally.players_up.fetch_add(1, Ordering::Relaxed);
