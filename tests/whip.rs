@@ -94,6 +94,25 @@ fn a_whip_publisher_joins_and_is_freed_on_delete() {
     assert!(url.starts_with("/whip/stage/"), "{url}");
     wait_sessions(&gax, 1, Duration::from_secs(2));
 
+    // No trickle ICE: PATCH is 405 with Allow: DELETE (RFC 9725), in JSON, session untouched.
+    let (status, head, body) = http_request(
+        gax.http,
+        "PATCH",
+        &url,
+        Some(&token),
+        Some("application/trickle-ice-sdpfrag"),
+        b"a=candidate:1 1 udp 1 192.0.2.9 9 typ host\r\n",
+    )
+    .unwrap();
+    assert_eq!(status, 405, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: delete"),
+        "{head}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(json["error"], "trickle_not_supported", "{json}");
+    wait_sessions(&gax, 1, Duration::from_secs(1));
+
     // Only its creator may end it.
     let other = gax.token(&["--room", "stage", "--identity", "mallory"]);
     assert_eq!(delete(&gax, &url, Some(&other)), 403);
@@ -423,6 +442,9 @@ fn whep_players_and_their_refusals() {
     let url = location(&head);
     assert!(url.starts_with(&format!("/whep/stage/{id}/")), "{url}");
     wait_sessions(&gax, 2, Duration::from_secs(2));
+    let (status, head, _) =
+        http_request(gax.http, "PATCH", &url, Some(&player), None, b"").unwrap();
+    assert_eq!(status, 405, "no trickle ICE: {head}");
     assert_eq!(delete(&gax, &url, Some(&elsewhere)), 403, "someone else's");
     assert_eq!(delete(&gax, &url, None), 401);
     assert_eq!(

@@ -108,9 +108,12 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(crate::http::dev_token))
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::whip::publish))
-        .routes(routes!(crate::whip::stop))
+        .routes(routes!(crate::whip::stop, crate::whip::trickle))
         .routes(routes!(crate::whip::play))
-        .routes(routes!(crate::whip::stop_playing))
+        .routes(routes!(
+            crate::whip::stop_playing,
+            crate::whip::trickle_playing
+        ))
         .routes(routes!(crate::watch_api::create_room))
         .routes(routes!(crate::watch_api::get_room))
         .routes(routes!(crate::watch_api::set_member))

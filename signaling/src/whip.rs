@@ -13,7 +13,8 @@
 //! (`Authorization: Bearer`) that grants the room and publishing (WHIP) or subscribing (WHEP).
 //! The answer comes back as `201 Created` with the session's URL in `Location`; `DELETE` on
 //! that URL ends it. A session ends on `DELETE`, when its media connection ends, or when its
-//! media never connects within the media timeout; everything it held is freed then.
+//! media never connects within the media timeout; everything it held is freed then. Trickle
+//! ICE (`PATCH`) is not supported: 405 with `Allow: DELETE`, as RFC 9725 asks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -373,6 +374,36 @@ pub async fn stop_playing(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     end(&app, Protocol::Whep, &room, &session, &headers)
+}
+
+/// `PATCH /whip/{room}/{session}`: trickle ICE and ICE restarts are not supported, so (RFC
+/// 9725 §4.3.1) 405 with `Allow: DELETE`; offers must carry their candidates.
+#[utoipa::path(patch, path = "/whip/{room}/{session}", tag = "calls",
+    params(("room" = String, Path), ("session" = String, Path)),
+    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported", body = crate::api::ErrorBody)))]
+pub async fn trickle() -> Response {
+    no_trickle()
+}
+
+/// `PATCH /whep/{room}/{participant}/{session}`: as for WHIP, 405 (no trickle ICE).
+#[utoipa::path(patch, path = "/whep/{room}/{participant}/{session}", tag = "calls",
+    params(("room" = String, Path), ("participant" = String, Path), ("session" = String, Path)),
+    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported", body = crate::api::ErrorBody)))]
+pub async fn trickle_playing() -> Response {
+    no_trickle()
+}
+
+fn no_trickle() -> Response {
+    let mut res = ApiError::Coded {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "trickle_not_supported",
+        message: "trickle ICE and ICE restarts are not supported: put every candidate in the offer"
+            .into(),
+    }
+    .into_response();
+    res.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("DELETE"));
+    res
 }
 
 fn end(
