@@ -60,6 +60,20 @@ fn wait_sessions(gax: &Gax, n: u64, within: Duration) {
     }
 }
 
+/// One refusal of a WHIP/WHEP request: the expected status and a JSON error body (`error`,
+/// `message`); an offer with only unsupported codecs says so.
+fn assert_refused(what: &str, status: u16, expected: u16, text: &str) {
+    assert_eq!(status, expected, "{what}: {text}");
+    if what == "unsupported codecs" {
+        assert!(text.contains("none of the offered media"), "{what}: {text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(text).expect("JSON error body");
+    assert!(
+        json["error"].is_string() && json["message"].is_string(),
+        "{what}: {json}"
+    );
+}
+
 fn location(head: &str) -> String {
     head.lines()
         .find_map(|l| {
@@ -208,15 +222,7 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
     ];
     for (tok, ct, body, expected, what) in cases {
         let (status, _, text) = post(&gax, "stage", tok, ct, body);
-        assert_eq!(status, expected, "{what}: {text}");
-        if what == "unsupported codecs" {
-            assert!(text.contains("none of the offered media"), "{what}: {text}");
-        }
-        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
-        assert!(
-            json["error"].is_string() && json["message"].is_string(),
-            "{what}: {json}"
-        );
+        assert_refused(what, status, expected, &text);
     }
     let huge = "x".repeat(70 * 1024);
     let (status, _, _) = post(&gax, "stage", Some(&token), Some("application/sdp"), &huge);
@@ -421,15 +427,7 @@ fn whep_players_and_their_refusals() {
         if what == "unknown layer" {
             assert!(text.contains("use q, h or f"), "{what}: {text}");
         }
-        assert_eq!(status, expected, "{what}: {text}");
-        if what == "unsupported codecs" {
-            assert!(text.contains("none of the offered media"), "{what}: {text}");
-        }
-        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
-        assert!(
-            json["error"].is_string() && json["message"].is_string(),
-            "{what}: {json}"
-        );
+        assert_refused(what, status, expected, &text);
     }
     assert_eq!(sessions(&gax), 1, "refusals hold nothing");
 

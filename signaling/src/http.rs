@@ -12,6 +12,7 @@ use axum::Json;
 use messaging::auth::Claims;
 use serde::Deserialize;
 
+use crate::metrics::head;
 use crate::App;
 
 /// An HTTP error: status plus a JSON body `{"error": code, "message": text}`.
@@ -88,8 +89,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     if let Some(first) = stats.first() {
         for (i, (name, help, _, counter)) in first.fields().iter().enumerate() {
             let kind = if *counter { "counter" } else { "gauge" };
-            let _ = writeln!(out, "# HELP gax_media_{name} {help}");
-            let _ = writeln!(out, "# TYPE gax_media_{name} {kind}");
+            head(&mut out, &format!("gax_media_{name}"), kind, help);
             for (w, s) in stats.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -99,11 +99,12 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP gax_media_layer_switches_total Simulcast layer switches, by reason"
+    head(
+        &mut out,
+        "gax_media_layer_switches_total",
+        "counter",
+        "Simulcast layer switches, by reason",
     );
-    let _ = writeln!(out, "# TYPE gax_media_layer_switches_total counter");
     for (w, s) in stats.iter().enumerate() {
         for reason in sfu_core::layers::SwitchReason::ALL {
             let _ = writeln!(
@@ -114,29 +115,32 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP gax_ws_connections_total Call WebSocket connections opened"
+    head(
+        &mut out,
+        "gax_ws_connections_total",
+        "counter",
+        "Call WebSocket connections opened",
     );
-    let _ = writeln!(out, "# TYPE gax_ws_connections_total counter");
     let _ = writeln!(
         out,
         "gax_ws_connections_total {}",
         app.stats.connections.get()
     );
-    let _ = writeln!(
-        out,
-        "# HELP gax_ws_closed_total Call WebSocket connections closed, by close code"
+    head(
+        &mut out,
+        "gax_ws_closed_total",
+        "counter",
+        "Call WebSocket connections closed, by close code",
     );
-    let _ = writeln!(out, "# TYPE gax_ws_closed_total counter");
     for (code, n) in app.stats.closes() {
         let _ = writeln!(out, "gax_ws_closed_total{{code=\"{code}\"}} {n}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP gax_watch_viewers Watch-party viewers connected to this node"
+    head(
+        &mut out,
+        "gax_watch_viewers",
+        "gauge",
+        "Watch-party viewers connected to this node",
     );
-    let _ = writeln!(out, "# TYPE gax_watch_viewers gauge");
     let _ = writeln!(
         out,
         "gax_watch_viewers {}",

@@ -153,14 +153,12 @@ pub async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // The same layer names as a call session's pin (`sfu_core::layers::layer_index`).
     let layer = match query.layer.as_deref() {
         None => None,
-        Some(name @ ("q" | "h" | "f")) => sfu_core::layers::layer_index(name),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown layer {other:?}: use q, h or f"
-            )))
-        }
+        Some(name) => Some(sfu_core::layers::layer_index(name).ok_or_else(|| {
+            ApiError::BadRequest(format!("unknown layer {name:?}: use q, h or f"))
+        })?),
     };
     let claims = room_claims(&app, &headers, &room)?;
     if !claims.can_subscribe {
