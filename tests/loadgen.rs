@@ -27,14 +27,30 @@ fn bench_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// Runs the generator against `url`; returns the JSON result (and checks the plot).
+/// Runs the generator against `url` with a 3 s hold; returns the JSON result (and checks the
+/// plot).
 fn run(server: &str, url: &str, pid: u32, scenario: &[&str]) -> serde_json::Value {
+    run_holding(server, url, pid, scenario, HOLD_S)
+}
+
+/// Seconds of the hold in [`run`].
+const HOLD_S: usize = 3;
+
+/// [`run`] with a hold of `hold_s` seconds.
+fn run_holding(
+    server: &str,
+    url: &str,
+    pid: u32,
+    scenario: &[&str],
+    hold_s: usize,
+) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let (out, plot) = (dir.path().join("run.json"), dir.path().join("run.png"));
+    let hold = format!("{hold_s}s");
     let result = Command::new(bench_bin("gax-loadgen"))
         .args(["--server", server, "--url", url, "--jwt-secret", SECRET])
         .args(scenario)
-        .args(["--ramp", "1s", "--hold", "3s", "--fps", "15"])
+        .args(["--ramp", "1s", "--hold", &hold, "--fps", "15"])
         .args(["--server-pid", &pid.to_string()])
         .arg("--out")
         .arg(&out)
@@ -54,10 +70,15 @@ fn run(server: &str, url: &str, pid: u32, scenario: &[&str]) -> serde_json::Valu
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
 }
 
-/// Every second of the hold has every player up, packets, and the server's CPU and RSS.
+/// Every second of a 3 s hold has every player up, packets, and the server's CPU and RSS.
 fn check_seconds(run: &serde_json::Value, players: u64) {
+    check_hold(run, players, HOLD_S)
+}
+
+/// [`check_seconds`] for a hold of `hold_s` seconds.
+fn check_hold(run: &serde_json::Value, players: u64, hold_s: usize) {
     let seconds = run["seconds"].as_array().unwrap();
-    assert_eq!(seconds.len(), 3, "{run}");
+    assert_eq!(seconds.len(), hold_s, "{run}");
     for s in seconds {
         assert_eq!(s["players"], players, "{s}");
         assert_eq!(s["receiving"], players, "every player receives: {s}");
@@ -124,6 +145,22 @@ fn every_scenario_runs_against_gax() {
         top.last().unwrap() > &(2.0 * q.iter().cloned().fold(0.0, f64::max)),
         "unpinned {top:?} vs pinned {q:?}"
     );
+}
+
+/// webrtc-rs (like pion) sends ICE keepalives only while the pair is idle one way, so with
+/// media flowing both ways it sends no binding requests after connecting. GAX's ICE-lite agent
+/// used to drop such a pair 15 s after the last binding request and end the session (players
+/// went silent one by one 15 s after joining); authenticated SRTP/SRTCP now keeps the pair
+/// alive (third_party/README.md). A broadcast held for 18 s after a 1 s ramp and 2 s settle
+/// must keep every player receiving in every second, and every session must still exist at
+/// the end (the generator's DELETEs all succeed).
+#[test]
+fn webrtc_rs_clients_outlive_the_ice_lite_binding_cutoff() {
+    let gax = Gax::start(&["--jwt-secret", SECRET, "--workers", "1"]);
+    let url = format!("http://{}", gax.http);
+    let hold_s = 18;
+    let r = run_holding("gax", &url, gax.pid(), SCENARIOS[0].0, hold_s);
+    check_hold(&r, 3, hold_s);
 }
 
 /// Janus (VideoRoom only) on a free HTTP port, media on this host's first real IPv4 address;

@@ -85,9 +85,8 @@ load() { # server scenario size [rooms]
   local name="$1-$2-$3${4:+x$4}"
   local clients=$(( $3 * ${4:-1} ))
   [ "$2" = meeting ] && clients=$(( $3 * $3 ))
-  # 15 ms between joins: joining is not what is measured. Ramp + settle + hold stay under 15 s:
-  # webrtc-rs sends no ICE consent checks while media flows both ways, and GAX's ICE-lite
-  # (str0m) drops a pair after 15 s without a binding request (bench/README.md).
+  # 15 ms between joins: joining is not what is measured. Ramp + settle + hold stay short so
+  # the whole ladder fits in ~9 min (bench/README.md, "The 15-second window").
   local ramp=$(( clients * 15 ))ms
   echo "== $name"
   taskset -c 1 "$bin/gax-loadgen" --server "${1%%-*}" --label "$1" --url "$url" --jwt-secret "$secret" \

@@ -269,6 +269,11 @@ pub struct Client {
     pub keyframe_requests: Vec<Option<Rid>>,
     /// Keyframe requests the client received in total.
     pub keyframe_requests_received: u64,
+    /// The client vanished ([`InMemoryRoom::silence`]): nothing it sends reaches the core,
+    /// nothing reaches it, and it no longer runs.
+    pub silent: bool,
+    /// The server reported `PeerEvent::Closed` for this (silenced) client.
+    pub closed_by_server: bool,
 }
 
 impl Client {
@@ -282,12 +287,15 @@ impl Client {
         // 10.1.x.y: one address per client, never touching a real interface.
         let ip = Ipv4Addr::new(10, 1, (index / 250) as u8, (index % 250) as u8 + 1);
         let addr = SocketAddr::new(IpAddr::V4(ip), 40_000);
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_vp8(true)
-            .enable_opus(true, false)
-            .build(now);
+            .enable_opus(true, false);
+        // Never give up on unanswered keepalives: with [`InMemoryRoom::withhold_client_stun`]
+        // the client then stands for one that sends no binding requests after connecting.
+        config.set_max_stun_retransmits(1000);
+        let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp")?);
         Ok(Client {
             id,
@@ -306,6 +314,8 @@ impl Client {
             layer_switches: Vec::new(),
             keyframe_requests: Vec::new(),
             keyframe_requests_received: 0,
+            silent: false,
+            closed_by_server: false,
         })
     }
 
@@ -403,6 +413,8 @@ pub struct InMemoryRoom {
     layers: Vec<PublisherLayer>,
     /// Per layer: a keyframe request reached the publisher and was not served yet.
     keyframe_pending: Vec<bool>,
+    /// STUN from the clients is dropped before the core ([`Self::withhold_client_stun`]).
+    withhold_stun: bool,
 }
 
 impl InMemoryRoom {
@@ -464,6 +476,7 @@ impl InMemoryRoom {
                 .map(|(i, rid)| PublisherLayer::new(rid, i, rids.len()))
                 .collect(),
             keyframe_pending: vec![false; rids.len()],
+            withhold_stun: false,
         };
 
         let simulcast = (!rids.is_empty()).then(|| {
@@ -910,13 +923,31 @@ impl InMemoryRoom {
             let Some(&i) = self.by_addr.get(&to) else {
                 return Err(format!("the core sent a datagram to unknown address {to}").into());
             };
-            self.clients[i].receive(now, &data)?;
+            if !self.clients[i].silent {
+                self.clients[i].receive(now, &data)?;
+            }
         }
         for i in 0..self.clients.len() {
-            self.clients[i].drive(now, &mut self.to_core, false)?;
+            if !self.clients[i].silent {
+                self.clients[i].drive(now, &mut self.to_core, false)?;
+            }
             self.server_events(i)?;
         }
         Ok(())
+    }
+
+    /// From now on no client's STUN reaches the core: the clients stand for peers (webrtc-rs,
+    /// pion) that send no ICE binding request once media flows both ways. The clients still
+    /// send keepalives and never give up on them; only the core stops hearing them.
+    pub fn withhold_client_stun(&mut self) {
+        self.withhold_stun = true;
+    }
+
+    /// Subscriber `i` vanishes (its network is gone): nothing more passes between it and the
+    /// core and it stops running. The core's `PeerEvent::Closed` for it is recorded in
+    /// [`Client::closed_by_server`] instead of failing the room.
+    pub fn silence(&mut self, i: usize) {
+        self.clients[1 + i].silent = true;
     }
 
     /// Moves the clock forward by `dt`, then [`InMemoryRoom::settle`]s.
@@ -953,7 +984,7 @@ impl InMemoryRoom {
     /// hot path: benches call it outside their timed region.
     pub fn settle(&mut self) -> Result<(), Error> {
         let now = self.now;
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().filter(|c| !c.silent) {
             c.rtc.handle_input(Input::Timeout(now))?;
         }
         for core in &mut self.cores {
@@ -962,14 +993,17 @@ impl InMemoryRoom {
         for _ in 0..1000 {
             let mut moved = 0;
             for i in 0..self.clients.len() {
-                self.clients[i].drive(now, &mut self.to_core, false)?;
+                if !self.clients[i].silent {
+                    self.clients[i].drive(now, &mut self.to_core, false)?;
+                }
                 self.server_events(i)?;
             }
             while let Some((from, data)) = self.to_core.pop_front() {
-                let w = self
-                    .by_addr
-                    .get(&from)
-                    .map_or(0, |i| self.clients[*i].worker);
+                let client = self.by_addr.get(&from).map(|i| &self.clients[*i]);
+                if client.is_some_and(|c| c.silent) || (self.withhold_stun && is_stun(&data)) {
+                    continue;
+                }
+                let w = client.map_or(0, |c| c.worker);
                 self.cores[w].handle_datagram(now, from, &data);
                 moved += 1;
             }
@@ -989,7 +1023,9 @@ impl InMemoryRoom {
                 let Some(&i) = self.by_addr.get(&to) else {
                     return Err(format!("the core sent a datagram to unknown address {to}").into());
                 };
-                self.clients[i].receive(now, &data)?;
+                if !self.clients[i].silent {
+                    self.clients[i].receive(now, &data)?;
+                }
             }
             if moved == 0 {
                 return Ok(());
@@ -1030,11 +1066,17 @@ impl InMemoryRoom {
                 }),
                 // The publisher's own track is routed: signaling news, nothing to do here.
                 PeerEvent::Published(_) | PeerEvent::ActiveSpeaker(_) => {}
+                PeerEvent::Closed if c.silent => c.closed_by_server = true,
                 PeerEvent::Closed => return Err(format!("the server closed {}", c.id).into()),
             }
         }
         Ok(())
     }
+}
+
+/// True for a STUN message: first byte 0..=3 (RFC 7983 demultiplexing).
+pub fn is_stun(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| *b < 4)
 }
 
 /// True for an RTP (not RTCP) packet: version 2 and a second byte outside RTCP's packet types
