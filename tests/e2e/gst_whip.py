@@ -8,19 +8,14 @@ GStreamer elements and Python's own HTTP client: offer with every candidate in t
 trickle), POST /whip/{room} with a bearer token, apply the answer, publish for DURATION
 seconds (or until SIGTERM), DELETE the session.
 
-GStreamer 1.22's DTLS makes an RSA certificate, and the DTLS of str0m 0.25 (dimpl 0.9) only
-accepts ECDSA client certificates (it refuses the handshake: "no client certificate
-received"), so this publisher gives webrtcbin an ECDSA P-256 certificate (CERT_PEM, made with
-`openssl req -x509 -newkey ec`), which GStreamer's DTLS accepts as it does any PEM key.
+webrtcbin keeps GStreamer 1.22's own DTLS certificate, an RSA one, as simple-whip-client
+does: GAX verifies RSA client certificates (a patch it carries on dimpl, third_party/README.md).
 
-Usage: gst_whip.py URL TOKEN DURATION_SECONDS [CERT_PEM]
+Usage: gst_whip.py URL TOKEN DURATION_SECONDS
 Prints one JSON line per event; exit status 0 when the session was created and deleted.
 """
-import hashlib
 import json
-import re
 import signal
-import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -42,29 +37,15 @@ AUDIO = ("audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audiores
          "! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! pub.")
 
 
-def fingerprint(pem):
-    """SHA-256 fingerprint of the PEM's certificate, as SDP writes it (AB:CD:...)."""
-    der = ssl.PEM_cert_to_DER_cert(re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", pem, re.S).group(0))
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
-
-
 def log(msg, **extra):
     print(json.dumps({"msg": msg, **extra}), flush=True)
 
 
 def main():
     url, token, duration = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    cert = open(sys.argv[4]).read() if len(sys.argv) > 4 else None
     Gst.init(None)
     pipe = Gst.parse_launch(f"webrtcbin name=pub bundle-policy=max-bundle {VIDEO} {AUDIO}")
     pub = pipe.get_by_name("pub")
-    if cert:
-        # Each DTLS transport's decoder holds the certificate: give it ours before it makes one.
-        def on_element(_bin, _sub, element):
-            factory = element.get_factory()
-            if factory is not None and factory.get_name() == "dtlssrtpdec":
-                element.set_property("pem", cert)
-        pipe.connect("deep-element-added", on_element)
     loop = GLib.MainLoop()
     state = {"location": None, "ok": False, "offered": False}
 
@@ -74,9 +55,6 @@ def main():
 
     def post_offer():
         offer = pub.get_property("local-description").sdp.as_text()
-        if cert:
-            # webrtcbin wrote the fingerprint of the certificate it generated first.
-            offer = re.sub(r"a=fingerprint:\S+ \S+", f"a=fingerprint:sha-256 {fingerprint(cert)}", offer)
         log("offer", candidates=[x for x in offer.splitlines() if x.startswith("a=candidate")])
         req = urllib.request.Request(url, data=offer.encode(), method="POST", headers={
             "Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
