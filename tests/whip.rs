@@ -1,7 +1,8 @@
 //! WHIP ingest (`POST /whip/{room}`, `DELETE` on the session URL) against a real `gax serve`:
 //! the success path with a real WebRTC offer, and every refusal with its status; sessions are
-//! freed on DELETE and when their media never connects; and interop: a GStreamer publisher
-//! (webrtcbin, `tests/e2e/gst_whip.py`) whose stream a browser in the room decodes.
+//! freed on DELETE and when their media never connects; and interop: Debian's
+//! `simple-whip-client` (GStreamer) publishes, and a browser in the room and a WHEP player decode
+//! it.
 
 mod common;
 
@@ -61,11 +62,14 @@ fn wait_sessions(gax: &Gax, n: u64, within: Duration) {
 }
 
 /// One refusal of a WHIP/WHEP request: the expected status and a JSON error body (`error`,
-/// `message`); an offer with only unsupported codecs says so.
+/// `message`); an offer with only unsupported codecs, or unbundled m-lines, says so.
 fn assert_refused(what: &str, status: u16, expected: u16, text: &str) {
     assert_eq!(status, expected, "{what}: {text}");
     if what == "unsupported codecs" {
         assert!(text.contains("none of the offered media"), "{what}: {text}");
+    }
+    if what == "several m-lines without BUNDLE" {
+        assert!(text.contains("must bundle them"), "{what}: {text}");
     }
     let json: serde_json::Value = serde_json::from_str(text).expect("JSON error body");
     assert!(
@@ -168,7 +172,20 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
     // (token, content type, body, expected status, what)
     type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, u16, &'a str);
     let g722 = only_unsupported_codecs(&sdp);
-    let cases: [Case; 8] = [
+    // Audio and video without their BUNDLE group: GAX runs one transport per peer.
+    let unbundled: String = sdp
+        .lines()
+        .filter(|l| !l.starts_with("a=group:"))
+        .flat_map(|l| [l, "\r\n"])
+        .collect();
+    let cases: [Case; 9] = [
+        (
+            Some(&token),
+            Some("application/sdp"),
+            &unbundled,
+            400,
+            "several m-lines without BUNDLE",
+        ),
         (
             Some(&token),
             Some("application/sdp"),
@@ -466,18 +483,107 @@ fn whep_players_and_their_refusals() {
     wait_sessions(&gax, 0, Duration::from_secs(5));
 }
 
-/// GStreamer publishes over WHIP (Debian's GStreamer 1.22: webrtcbin, libnice, VP8 + Opus); a
-/// Chromium call page in the same room decodes its video and audio, and so does a WHEP player
-/// in Chromium (a bare RTCPeerConnection: `POST /whep/{room}/{participant}`, then `DELETE`),
-/// placed on the other of two workers so its media crosses between them; the publisher then
-/// ends its session with DELETE (200).
-///
-/// Debian's `simple-whip-client` cannot be used on this Debian (see tests/e2e/gst_whip.py:
-/// it aborts at start on a libsoup 2/3 clash), so the publisher is the same GStreamer stack
-/// driven from Python. It keeps GStreamer's own DTLS certificate, an RSA one, as
-/// simple-whip-client does (GAX verifies RSA client certificates: third_party/README.md).
+/// GStreamer's pipelines for `whip-client -V` and `-A` (it links each to its webrtcbin).
+const SWC_VIDEO: &str = "videotestsrc is-live=true pattern=ball \
+    ! video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! queue \
+    ! vp8enc deadline=1 target-bitrate=600000 keyframe-max-dist=60 \
+    ! rtpvp8pay pt=96 picture-id-mode=15-bit ssrc=2 ! queue \
+    ! application/x-rtp,media=video,encoding-name=VP8,payload=96";
+const SWC_AUDIO: &str = "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert \
+    ! audioresample ! queue ! opusenc ! rtpopuspay pt=111 ssrc=1 ! queue \
+    ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111";
+
+/// Debian's `simple-whip-client` (binary `whip-client`, GStreamer 1.22: webrtcbin, libnice,
+/// its own RSA DTLS certificate, candidates trickled with PATCH, which GAX answers 405) run
+/// against `gax`, with tests/e2e/no_upnp.c in front of it: bookworm's package aborts at start
+/// on a libsoup 2/3 clash that comes in through libnice's UPnP library (see that file), and
+/// the stand-in takes UPnP port mapping out. Call [`SimpleWhipClient::stop`] to end it the way
+/// a user does (SIGTERM: it sends DELETE and quits).
+struct SimpleWhipClient {
+    child: std::process::Child,
+    _no_upnp: tempfile::TempDir,
+}
+
+impl SimpleWhipClient {
+    fn start(url: &str, token: &str, pipelines: &[(&str, &str)]) -> SimpleWhipClient {
+        let no_upnp = tempfile::tempdir().unwrap();
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/no_upnp.c");
+        let built = std::process::Command::new("cc")
+            .args([
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libgupnp-igd-1.0.so.4",
+                "-o",
+            ])
+            .arg(no_upnp.path().join("libgupnp-igd-1.0.so.4"))
+            .arg(&source)
+            .output()
+            .expect("a C compiler (cc) for tests/e2e/no_upnp.c");
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let mut cmd = std::process::Command::new("whip-client");
+        cmd.env("LD_LIBRARY_PATH", no_upnp.path())
+            .args(["-u", url, "-t", token, "-o"]);
+        for (flag, pipeline) in pipelines {
+            cmd.args([flag, pipeline]);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("whip-client (scripts/test installs Debian's simple-whip-client)");
+        SimpleWhipClient {
+            child,
+            _no_upnp: no_upnp,
+        }
+    }
+
+    /// SIGTERM, as Ctrl-C would; returns whether it exited cleanly and what it printed.
+    fn stop(self) -> (bool, String) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let out = self.child.wait_with_output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("whip-client:\n{log}");
+        (out.status.success(), log)
+    }
+}
+
+/// The session URL whip-client printed, as a path.
+fn swc_resource(log: &str) -> String {
+    let url = log
+        .lines()
+        .find_map(|l| l.split("Resource URL: ").nth(1))
+        .unwrap_or_else(|| panic!("whip-client got no session: {log}"));
+    let path = url.trim().splitn(4, '/').nth(3).expect("an http:// URL");
+    format!("/{path}")
+}
+
+/// RTP packets GAX received from publishers so far.
+fn rtp_in(gax: &Gax) -> u64 {
+    let (_, _, metrics) = gax.get("/metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("gax_media_rtp_in_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Debian's `simple-whip-client` publishes VP8 and Opus over WHIP; a Chromium call page in the
+/// same room decodes its video and audio, and so does a WHEP player in Chromium (a bare
+/// RTCPeerConnection: `POST /whep/{room}/{participant}`, then `DELETE`), placed on the other of
+/// two workers so its media crosses between them. Then whip-client is stopped: its DELETE
+/// ends the session (a second DELETE of it is 404).
 #[test]
-fn a_gstreamer_publisher_is_decoded_by_a_browser() {
+fn simple_whip_client_is_decoded_by_a_browser_and_a_whep_player() {
     let _one_at_a_time = common::browser::BROWSER
         .lock()
         .unwrap_or_else(|e| e.into_inner());
@@ -492,16 +598,8 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
     let viewer = gax.token(&["--room", room, "--identity", "viewer", "--no-publish"]);
     let player = gax.token(&["--room", room, "--identity", "player", "--no-publish"]);
 
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/gst_whip.py");
     let url = format!("http://{}/whip/{room}", gax.http);
-    let child = std::process::Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args([url.as_str(), publisher.as_str(), "120"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with GStreamer (scripts/test installs python3-gst-1.0)");
-    let pid = child.id();
+    let swc = SimpleWhipClient::start(&url, &publisher, &[("-V", SWC_VIDEO), ("-A", SWC_AUDIO)]);
 
     let tokens = serde_json::json!({ "viewer": viewer, "player": player });
     let run = std::panic::catch_unwind(|| {
@@ -517,35 +615,42 @@ fn a_gstreamer_publisher_is_decoded_by_a_browser() {
             ],
         )
     });
-    // Done watching: the publisher ends its session (SIGTERM -> DELETE).
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stdout);
-    eprintln!(
-        "publisher:\n{log}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let received = rtp_in(&gax);
+    let (clean, log) = swc.stop();
     if let Err(e) = run {
         std::panic::resume_unwind(e);
     }
+    assert!(clean, "whip-client failed (log above)");
     assert!(
-        out.status.success(),
-        "the GStreamer publisher failed (log above)"
+        log.contains("DTLS connected") && log.contains("PeerConnection connected"),
+        "{log}"
     );
+    assert!(received > 100, "only {received} RTP packets from GStreamer");
+    // whip-client's DELETE took the session away.
+    let session = swc_resource(&log);
+    assert_eq!(delete(&gax, &session, Some(&publisher)), 404, "{session}");
+}
+
+/// simple-whip-client with one track offers one m-line without a BUNDLE group (webrtcbin's
+/// `bundle-policy=none`); GAX takes it as a bundle of one and answers without a group. Its
+/// video reaches GAX.
+#[test]
+fn simple_whip_client_publishes_a_single_unbundled_track() {
+    let ip = common::host_ipv4();
+    let gax = Gax::start(&["--media-bind", &ip, "--workers", "1"]);
+    let token = gax.token(&["--room", "swc-one", "--identity", "gst"]);
+    let url = format!("http://{}/whip/swc-one", gax.http);
+    let swc = SimpleWhipClient::start(&url, &token, &[("-V", SWC_VIDEO)]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rtp_in(&gax) < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = rtp_in(&gax);
+    let (clean, log) = swc.stop();
+    assert!(clean && log.contains("PeerConnection connected"), "{log}");
     assert!(
-        log.contains("\"deleted\", \"status\": 200"),
-        "DELETE did not answer 200"
+        received >= 100,
+        "only {received} RTP packets from GStreamer"
     );
-    let (_, _, metrics) = gax.get("/metrics");
-    let rtp_in: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("gax_media_rtp_in_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    assert!(
-        rtp_in > 100,
-        "only {rtp_in} RTP packets arrived from GStreamer"
-    );
+    wait_sessions(&gax, 0, Duration::from_secs(5));
 }

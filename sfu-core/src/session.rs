@@ -290,15 +290,25 @@ impl Session {
     }
 
     /// Accepts the peer's offer and returns our answer as SDP text.
+    ///
+    /// An offer of one m-line without a BUNDLE group (GStreamer's webrtcbin with
+    /// `bundle-policy=none`, as simple-whip-client publishes a single track) is taken as a
+    /// bundle of one, which is what it is on the wire; the answer then carries no group either
+    /// (RFC 9143 section 7.3: no BUNDLE in an answer to an offer without one).
     pub fn accept_offer(&mut self, offer_sdp: &str) -> Result<String, SessionError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp)
+        let bundled = bundle_single_section(offer_sdp)?;
+        let offer = SdpOffer::from_sdp_string(bundled.as_deref().unwrap_or(offer_sdp))
             .map_err(|e| SessionError::BadSdp(e.to_string()))?;
         let answer = self
             .rtc
             .sdp_api()
             .accept_offer(offer)
-            .map_err(|e| SessionError::Refused(e.to_string()))?;
-        Ok(answer.to_sdp_string())
+            .map_err(|e| SessionError::Refused(e.to_string()))?
+            .to_sdp_string();
+        Ok(match bundled {
+            Some(_) => without_bundle_group(&answer),
+            None => answer,
+        })
     }
 
     /// Queues a track to send to this peer. It is offered with the next
@@ -772,7 +782,85 @@ fn rtp_ssrc(data: &[u8]) -> Option<u32> {
 }
 
 /// A mid for unit tests of modules that never see str0m.
+/// For an offer without a BUNDLE group: the same offer with `a=group:BUNDLE <mid>` added when
+/// it has exactly one m-line (str0m runs one transport per peer and wants the group), `None`
+/// when the offer already has a group (or has no m-line: str0m says what is wrong with it). An
+/// offer of several m-lines that are not bundled is refused: GAX has one transport per peer.
+fn bundle_single_section(sdp: &str) -> Result<Option<String>, SessionError> {
+    let mut lines = sdp.lines();
+    if lines.clone().any(|l| l.starts_with("a=group:BUNDLE")) {
+        return Ok(None);
+    }
+    match lines.clone().filter(|l| l.starts_with("m=")).count() {
+        0 => return Ok(None),
+        1 => {}
+        _ => {
+            return Err(SessionError::BadSdp(
+                "an offer of several m-lines must bundle them (a=group:BUNDLE): GAX runs one \
+                 transport per peer"
+                    .into(),
+            ))
+        }
+    }
+    let Some(mid) = lines.find_map(|l| l.strip_prefix("a=mid:")) else {
+        return Ok(None);
+    };
+    let mut out = String::with_capacity(sdp.len() + 32);
+    let mut added = false;
+    for line in sdp.lines() {
+        if !added && line.starts_with("m=") {
+            out.push_str("a=group:BUNDLE ");
+            out.push_str(mid.trim());
+            out.push_str("\r\n");
+            added = true;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    Ok(Some(out))
+}
+
+/// The SDP without its `a=group:BUNDLE` line.
+fn without_bundle_group(sdp: &str) -> String {
+    sdp.lines()
+        .filter(|l| !l.starts_with("a=group:BUNDLE"))
+        .flat_map(|l| [l, "\r\n"])
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) fn test_media_id(s: &str) -> MediaId {
     MediaId(Mid::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:video0\r\na=sendonly\r\n";
+
+    #[test]
+    fn a_single_unbundled_section_becomes_a_bundle_of_one() {
+        let out = bundle_single_section(ONE).unwrap().unwrap();
+        assert!(
+            out.contains("t=0 0\r\na=group:BUNDLE video0\r\nm=video 9"),
+            "{out}"
+        );
+        // Already bundled: left alone.
+        assert_eq!(bundle_single_section(&out).unwrap(), None);
+        // Back out for the answer.
+        assert_eq!(without_bundle_group(&out), ONE);
+    }
+
+    #[test]
+    fn several_unbundled_sections_are_refused_and_odd_offers_left_to_str0m() {
+        let two = format!("{ONE}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:audio1\r\n");
+        assert!(matches!(
+            bundle_single_section(&two),
+            Err(SessionError::BadSdp(m)) if m.contains("must bundle")
+        ));
+        assert_eq!(bundle_single_section("v=0\r\n").unwrap(), None);
+        let no_mid = ONE.replace("a=mid:video0\r\n", "");
+        assert_eq!(bundle_single_section(&no_mid).unwrap(), None);
+    }
 }
