@@ -32,12 +32,7 @@ fn run_scenario_with(
 }
 
 fn forwarded(gax: &common::Gax) -> u64 {
-    let (_, _, metrics) = gax.get("/metrics");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("gax_media_rtp_forwarded_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    gax.metric("gax_media_rtp_forwarded_total")
 }
 
 /// One worker counter (`gax_media_<name>{worker="i"}`), per worker in index order.

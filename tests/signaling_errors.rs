@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Gax;
+use common::{metric_sum as counter, Gax};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -286,15 +286,6 @@ fn garbage_datagrams_are_counted_and_dropped() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(gax.get("/healthz").0, 200, "the server survived");
-}
-
-/// Sum of a metric over all its label sets.
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// The UDP ports the server process has open (its media sockets), read from /proc.

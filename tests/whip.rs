@@ -41,12 +41,7 @@ fn delete(gax: &Gax, path: &str, token: Option<&str>) -> u16 {
 
 /// The live media sessions on every worker.
 fn sessions(gax: &Gax) -> u64 {
-    let (_, _, metrics) = gax.get("/metrics");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("gax_media_sessions{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    gax.metric("gax_media_sessions")
 }
 
 fn wait_sessions(gax: &Gax, n: u64, within: Duration) {
@@ -569,12 +564,7 @@ fn swc_resource(log: &str) -> String {
 
 /// RTP packets GAX received from publishers so far.
 fn rtp_in(gax: &Gax) -> u64 {
-    let (_, _, metrics) = gax.get("/metrics");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("gax_media_rtp_in_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    gax.metric("gax_media_rtp_in_total")
 }
 
 /// Debian's `simple-whip-client` publishes VP8 and Opus over WHIP; a Chromium call page in the

@@ -108,6 +108,11 @@ impl Gax {
         http_get(self.http, path).expect("http get")
     }
 
+    /// A metric of `/metrics` (its name without labels), summed over all its label sets.
+    pub fn metric(&self, name: &str) -> u64 {
+        metric_sum(&self.get("/metrics").2, name)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -147,6 +152,18 @@ impl Gax {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A metric in Prometheus text (`name` without labels), summed over all its label sets.
+pub fn metric_sum(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A minimal HTTP/1.1 GET: (status, headers, body).
