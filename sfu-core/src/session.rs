@@ -462,6 +462,15 @@ impl Session {
         }
     }
 
+    /// After [`Session::write_rtp`]: hands the written packets to str0m's pacer so
+    /// [`Session::poll`] sends them, without a whole timeout pass (str0m's other timers run at
+    /// the deadline `poll` returns; a patch GAX carries, third_party/README.md).
+    pub fn handle_rtp_written(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_rtp_written(now) {
+            tracing::debug!("session write flush failed: {e}");
+        }
+    }
+
     /// Next output. Call until it returns [`SessionOutput::Wait`].
     pub fn poll(&mut self) -> SessionOutput {
         if let Some(ev) = self.events.pop_front() {

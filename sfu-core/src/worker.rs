@@ -59,6 +59,10 @@ struct Peer {
     scheduled: Option<Instant>,
     /// Set while the peer is in the dirty list (needs a drive after fan-out).
     dirty: bool,
+    /// The drive needs a whole str0m timeout pass (set by [`WorkerCore::mark_dirty`]: new
+    /// tracks, keyframe requests, estimator goals); RTP written in a fan-out alone needs only
+    /// [`Session::handle_rtp_written`].
+    needs_timeout: bool,
     addrs: Vec<SocketAddr>,
     /// A cap on what this peer receives, bits per second (set by the client).
     max_bitrate: Option<u64>,
@@ -281,6 +285,7 @@ impl WorkerCore {
                 events,
                 scheduled: None,
                 dirty: false,
+                needs_timeout: false,
                 addrs: Vec::new(),
                 max_bitrate: None,
                 video_tracks: 0,
@@ -643,6 +648,7 @@ impl WorkerCore {
 
     fn mark_dirty(&mut self, who: ParticipantId) {
         if let Some(p) = self.peers.get_mut(&who) {
+            p.needs_timeout = true;
             if !p.dirty {
                 p.dirty = true;
                 self.dirty.push(who);
@@ -657,7 +663,14 @@ impl WorkerCore {
                 continue;
             };
             p.dirty = false;
-            if guarded(|| p.session.handle_timeout(now)).is_none() {
+            let full = std::mem::take(&mut p.needs_timeout);
+            let session = &mut p.session;
+            let stepped = if full {
+                guarded(|| session.handle_timeout(now))
+            } else {
+                guarded(|| session.handle_rtp_written(now))
+            };
+            if stepped.is_none() {
                 self.doomed.push(who);
                 continue;
             }

@@ -2042,6 +2042,31 @@ impl Rtc {
         Ok(())
     }
 
+    /// After writing RTP with the direct API: hands the written packets to the pacer without
+    /// running every other timer the way [`Input::Timeout`] does (ICE, DTLS, SCTP, reports,
+    /// the estimator); those still run when the timeout [`Rtc::poll_output()`] returns is
+    /// due. Drain [`Rtc::poll_output()`] afterwards as usual.
+    ///
+    /// PATCH (GAX): not in upstream str0m 0.25.0, see third_party/README.md. An SFU writes
+    /// each forwarded packet to many sessions; a full timeout pass per write was most of its
+    /// per-packet str0m cost.
+    pub fn handle_rtp_written(&mut self, now: Instant) -> Result<(), RtcError> {
+        if self.state == RtcState::Closed {
+            return Ok(());
+        }
+        self.init_time(now);
+        // Prevent time from going backwards.
+        if now < self.last_now {
+            return Ok(());
+        }
+        self.last_now = now;
+        let Rtc {
+            session, readiness, ..
+        } = self;
+        session.handle_rtp_written(now, &mut readiness.wake());
+        Ok(())
+    }
+
     /// Starts local shutdown.
     ///
     /// The `Rtc` instance schedules RTCP BYE, requests SCTP shutdown, and sends

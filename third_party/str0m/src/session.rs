@@ -148,6 +148,12 @@ pub(crate) struct Session {
     /// PATCH (GAX): not in upstream str0m 0.25.0, see third_party/README.md.
     pub rx_authenticated: bool,
 
+    /// The probe media the estimator chose at the last `handle_timeout`, reused by
+    /// `handle_rtp_written`.
+    ///
+    /// PATCH (GAX): not in upstream str0m 0.25.0, see third_party/README.md.
+    last_probe_media: Option<(Mid, Pt)>,
+
     #[cfg(feature = "_internal_test_exports")]
     pending_probe: Option<crate::bwe_::ProbeClusterConfig>,
 }
@@ -219,6 +225,7 @@ impl Session {
             media_bytes_tx: 0,
             ice_lite: config.ice_lite,
             rx_authenticated: false,
+            last_probe_media: None,
             rtp_mode: config.rtp_mode,
             vp9_packetizer_mode: config.vp9_packetizer_mode,
             feedback_tx: VecDeque::new(),
@@ -347,6 +354,7 @@ impl Session {
         }
 
         let probe_media = self.handle_timeout_bwe(now);
+        self.last_probe_media = probe_media;
         self.update_queue_state(now, probe_media);
 
         if let Some(twcc_at) = self.twcc_at() {
@@ -356,6 +364,23 @@ impl Session {
         }
 
         Ok(())
+    }
+
+    /// After the application wrote RTP: timestamps the written packets in their send queues
+    /// and refreshes the pacer's view of the queues, so `poll_datagram` can send them. The
+    /// other timers (reports, NACK, TWCC feedback, the estimator) are left to `handle_timeout`
+    /// at their own deadlines.
+    ///
+    /// PATCH (GAX): not in upstream str0m 0.25.0, see third_party/README.md.
+    pub fn handle_rtp_written(&mut self, now: Instant, wake: &mut Wake) {
+        if self.rtp_closing {
+            wake.no_events();
+            wake.no_timeout();
+            return;
+        }
+        self.streams
+            .handle_tx_written(now, &self.medias, &self.codec_config);
+        self.update_queue_state(now, self.last_probe_media);
     }
 
     fn handle_timeout_bwe(&mut self, now: Instant) -> Option<(Mid, Pt)> {

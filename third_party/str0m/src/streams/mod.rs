@@ -490,6 +490,23 @@ impl Streams {
         }
     }
 
+    /// The part of [`Streams::handle_timeout`] that RTP written since needs: each send stream
+    /// with untimestamped packets (or never timed out) gets its own `handle_timeout`, which
+    /// timestamps them in its send queue. Reports, NACKs and the rest wait for their deadline.
+    ///
+    /// PATCH (GAX): not in upstream str0m 0.25.0, see third_party/README.md.
+    pub(crate) fn handle_tx_written(&mut self, now: Instant, medias: &[Media], codecs: &CodecConfig) {
+        for stream in self.streams_tx.values_mut() {
+            if !stream.needs_write_timeout() {
+                continue;
+            }
+            let mid = stream.mid();
+            // Same lookup as in `handle_timeout`: a StreamTx always has its Media.
+            let get_media = move || (medias.iter().find(|m| m.mid() == mid).unwrap(), codecs);
+            stream.handle_timeout(now, get_media);
+        }
+    }
+
     pub(crate) fn poll_keyframe_request(&mut self) -> Option<KeyframeRequest> {
         self.streams_tx.values_mut().find_map(|s| {
             let kind = s.poll_keyframe_request()?;

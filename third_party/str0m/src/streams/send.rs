@@ -1292,6 +1292,14 @@ impl StreamTx {
         self.send_queue.handle_timeout(now);
     }
 
+    /// Whether [`StreamTx::handle_timeout`] has work: packets written since it last ran, or
+    /// it never ran.
+    ///
+    /// PATCH (GAX): not in upstream str0m 0.25.0, see third_party/README.md.
+    pub(crate) fn needs_write_timeout(&self) -> bool {
+        self.kind.is_none() || self.send_queue.need_timeout()
+    }
+
     fn on_first_timeout(&mut self, media: &Media, config: &CodecConfig) {
         // Always set on first timeout.
         self.kind = Some(media.kind());
