@@ -790,7 +790,6 @@ fn rtp_ssrc(data: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes([data[8], data[9], data[10], data[11]]))
 }
 
-/// A mid for unit tests of modules that never see str0m.
 /// For an offer without a BUNDLE group: the same offer with `a=group:BUNDLE <mid>` added when
 /// it has exactly one m-line (str0m runs one transport per peer and wants the group), `None`
 /// when the offer already has a group (or has no m-line: str0m says what is wrong with it). An
@@ -837,6 +836,7 @@ fn without_bundle_group(sdp: &str) -> String {
         .collect()
 }
 
+/// A mid for unit tests of modules that never see str0m.
 #[cfg(test)]
 pub(crate) fn test_media_id(s: &str) -> MediaId {
     MediaId(Mid::from(s))
