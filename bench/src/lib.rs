@@ -329,13 +329,17 @@ impl Client {
     }
 
     /// Polls str0m until it waits: datagrams go to `to_core`, events update the client.
-    /// Returns the first RTP datagram if `want_rtp`, leaving it out of `to_core`.
+    /// Returns the first RTP datagram if `want_rtp`, leaving it out of `to_core`. A silent
+    /// client does nothing.
     fn drive(
         &mut self,
         now: Instant,
         to_core: &mut VecDeque<(SocketAddr, Vec<u8>)>,
         mut want_rtp: bool,
     ) -> Result<Option<Vec<u8>>, Error> {
+        if self.silent {
+            return Ok(None);
+        }
         let mut rtp = None;
         let mut immediate = 0;
         loop {
@@ -377,8 +381,11 @@ impl Client {
         }
     }
 
-    /// Feeds one datagram from the server.
+    /// Feeds one datagram from the server (a silent client never gets it).
     fn receive(&mut self, now: Instant, data: &[u8]) -> Result<(), Error> {
+        if self.silent {
+            return Ok(());
+        }
         self.rtc.handle_input(Input::Receive(
             now,
             Receive {
@@ -923,14 +930,10 @@ impl InMemoryRoom {
             let Some(&i) = self.by_addr.get(&to) else {
                 return Err(format!("the core sent a datagram to unknown address {to}").into());
             };
-            if !self.clients[i].silent {
-                self.clients[i].receive(now, &data)?;
-            }
+            self.clients[i].receive(now, &data)?;
         }
         for i in 0..self.clients.len() {
-            if !self.clients[i].silent {
-                self.clients[i].drive(now, &mut self.to_core, false)?;
-            }
+            self.clients[i].drive(now, &mut self.to_core, false)?;
             self.server_events(i)?;
         }
         Ok(())
@@ -993,9 +996,7 @@ impl InMemoryRoom {
         for _ in 0..1000 {
             let mut moved = 0;
             for i in 0..self.clients.len() {
-                if !self.clients[i].silent {
-                    self.clients[i].drive(now, &mut self.to_core, false)?;
-                }
+                self.clients[i].drive(now, &mut self.to_core, false)?;
                 self.server_events(i)?;
             }
             while let Some((from, data)) = self.to_core.pop_front() {
@@ -1023,9 +1024,7 @@ impl InMemoryRoom {
                 let Some(&i) = self.by_addr.get(&to) else {
                     return Err(format!("the core sent a datagram to unknown address {to}").into());
                 };
-                if !self.clients[i].silent {
-                    self.clients[i].receive(now, &data)?;
-                }
+                self.clients[i].receive(now, &data)?;
             }
             if moved == 0 {
                 return Ok(());

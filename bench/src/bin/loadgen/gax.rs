@@ -80,15 +80,9 @@ impl Gax {
         room: &str,
         name: &str,
     ) -> anyhow::Result<(String, Session)> {
-        let offer = client::local_offer(pc).await?;
-        let (answer, session) = self
-            .post(
-                &format!("/whip/{room}"),
-                self.token(room, name, true)?,
-                offer,
-            )
+        let session = self
+            .negotiate(pc, &format!("/whip/{room}"), self.token(room, name, true)?)
             .await?;
-        client::remote_answer(pc, answer).await?;
         // Location: /whip/{room}/{participant}-{session}
         let id = session
             .location
@@ -110,15 +104,24 @@ impl Gax {
         layer: Option<&str>,
     ) -> anyhow::Result<Session> {
         client::add_receivers(pc).await?;
-        let offer = client::local_offer(pc).await?;
         let query = layer.map_or(String::new(), |l| format!("?layer={l}"));
-        let (answer, session) = self
-            .post(
-                &format!("/whep/{room}/{participant}{query}"),
-                self.token(room, name, false)?,
-                offer,
-            )
-            .await?;
+        self.negotiate(
+            pc,
+            &format!("/whep/{room}/{participant}{query}"),
+            self.token(room, name, false)?,
+        )
+        .await
+    }
+
+    /// Makes `pc`'s offer, POSTs it to `path` and applies the answer: one WHIP/WHEP exchange.
+    async fn negotiate(
+        &self,
+        pc: &RTCPeerConnection,
+        path: &str,
+        token: String,
+    ) -> anyhow::Result<Session> {
+        let offer = client::local_offer(pc).await?;
+        let (answer, session) = self.post(path, token, offer).await?;
         client::remote_answer(pc, answer).await?;
         Ok(session)
     }
