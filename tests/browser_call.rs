@@ -116,7 +116,7 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
     // Layer choice by tile size and client cap, without the bandwidth estimate: on two busy
     // cores the delay-based estimate sags now and then (Chromium's CPU-starved receive times),
     // which would make this test flaky. The estimate path is covered in memory
-    // (bench/tests/simulcast.rs) and by the other browser tests, which run with it on.
+    // (sfu-core/tests/simulcast.rs) and by the other browser tests, which run with it on.
     // Two workers: the publisher and the big tile share one, the small and the capped
     // subscribers sit on the other, so layer switching is also shown across workers.
     let gax = common::Gax::start(&["--workers", "2", "--no-bwe"]);

@@ -24,7 +24,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bench::{is_media_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
+use sfu_core::testing::{is_media_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Subscriber counts measured. 1000 only under `cargo bench` (its setup, 1000 DTLS handshakes in

@@ -21,6 +21,8 @@
 //! - [`layers`], [`rewrite`], [`vp8`]: simulcast layer choice and seamless switching.
 //! - [`speaker`]: active speaker detection from audio levels.
 //! - [`stats`]: per-worker counters for `/metrics`.
+//! - `testing` (feature `testing`): an in-memory room of str0m clients around a worker core,
+//!   for integration tests and benches.
 //!
 //! A packet is decrypted once; its payload is one `Arc<[u8]>` that every consumer shares (a
 //! refcount bump per subscriber, no copy) until it is encrypted into that subscriber's datagram.
@@ -28,8 +30,13 @@
 //! decrypted once on its publisher's worker and reaches the other workers as a refcounted
 //! handle over bounded rings ([`relay`]).
 
+pub mod budget;
 pub mod demux;
+pub mod forward;
 pub mod layers;
+pub mod packet;
+pub mod peer;
+pub mod producer;
 pub mod relay;
 pub mod rewrite;
 pub mod router;
@@ -37,6 +44,8 @@ pub mod session;
 pub mod sfu;
 pub mod speaker;
 pub mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vp8;
 pub mod worker;
 pub mod worker_thread;

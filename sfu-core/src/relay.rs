@@ -1,4 +1,9 @@
-//! The hop between workers: one room spread over several worker threads.
+//! Links: the hops a producer's packets take to consumers elsewhere, so one room spreads over
+//! several worker threads (and, next, several nodes).
+//!
+//! A [`Link`] names a destination: another worker's ring today. A producer keeps the links that
+//! want its packets; a proxy producer keeps the link its packets come from. Code above this
+//! module never asks what kind of link it holds.
 //!
 //! A publisher's packet is decrypted and classified once, on the worker that owns the
 //! publisher's session (its *origin*). Every other worker that hosts subscribers of that track
@@ -16,38 +21,20 @@
 //! them and notes which workers got something ([`RelayLinks::take_wakes`]); the thread loop
 //! wakes a receiving worker only if it sleeps, so a busy worker pays no syscall per packet.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use crate::router::ProducerKey;
-use crate::session::{CodecKey, Kind};
-use crate::vp8::Vp8Info;
+use crate::packet::Packet;
+use crate::producer::ProducerKey;
+use crate::session::Kind;
 
 /// Packets one worker may have in flight toward one other worker. At 1,024 packets a busy
 /// receiver may fall about 4 ms behind a sender running at a core's full rate before packets
 /// drop; each slot is 160 bytes, allocated once at start.
 pub const RELAY_CAPACITY: usize = 1024;
 
-/// A packet after ingest: what every consumer needs, on any worker.
-#[derive(Debug, Clone)]
-pub struct Packet {
-    /// Simulcast layer index (0 for a single-stream track).
-    pub layer: u8,
-    /// True when the track is simulcast (the packet arrived with a RID).
-    pub simulcast: bool,
-    /// The publisher's payload type, and its codec (resolved once at the origin).
-    pub pt: u8,
-    pub codec: Option<CodecKey>,
-    pub seq: u64,
-    pub timestamp: u32,
-    pub marker: bool,
-    pub audio_level: Option<i8>,
-    pub voice_activity: Option<bool>,
-    pub arrival: Instant,
-    /// Parsed VP8 payload descriptor (simulcast VP8 tracks only).
-    pub vp8: Option<Vp8Info>,
-    /// The decrypted payload, shared by every consumer on every worker.
-    pub payload: Arc<[u8]>,
+/// Where a producer's packets go to (or a proxy's come from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// Another worker thread of this node, by index (its ring and command channel).
+    Worker(usize),
 }
 
 /// One packet on its way to another worker's proxy producer.
@@ -69,7 +56,7 @@ pub enum Inter {
     },
     /// The track is gone (its publisher left): proxies and their consumers go too.
     ProducerRemoved { key: ProducerKey },
-    /// The sender now has consumers of the track: relay its packets there.
+    /// The sender now has consumers of the track: relay its packets over the link to it.
     Subscribe { key: ProducerKey },
     /// The sender's last consumer of the track left: stop relaying.
     Unsubscribe { key: ProducerKey },
@@ -113,12 +100,21 @@ impl RelayLinks {
         self.tx.len()
     }
 
-    /// Queues one packet for worker `to`. Gives it back when the ring toward `to` is full or
+    /// The links to every other worker of the mesh.
+    pub fn others(&self) -> impl Iterator<Item = Link> + '_ {
+        let me = self.index;
+        (0..self.tx.len())
+            .filter(move |w| *w != me)
+            .map(Link::Worker)
+    }
+
+    /// Queues one packet for link `to`. Gives it back when the ring toward `to` is full or
     /// `to` is not a peer (the caller drops and counts it).
     #[inline]
     // Handed back by value on purpose: boxing it would allocate per packet.
     #[allow(clippy::result_large_err)]
-    pub fn push(&mut self, to: usize, relayed: Relayed) -> Result<(), Relayed> {
+    pub fn push(&mut self, to: Link, relayed: Relayed) -> Result<(), Relayed> {
+        let Link::Worker(to) = to;
         let Some(Some(tx)) = self.tx.get_mut(to) else {
             return Err(relayed);
         };
@@ -137,10 +133,12 @@ impl RelayLinks {
         self.rx.iter().any(|(_, rx)| !rx.is_empty())
     }
 
-    /// Takes the next waiting packet from ring `i` of [`RelayLinks::inbound`].
+    /// Takes the next waiting packet from ring `i` of [`RelayLinks::inbound`], with the link it
+    /// came over.
     #[inline]
-    pub fn pop(&mut self, i: usize) -> Option<Relayed> {
-        self.rx.get_mut(i)?.1.pop().ok()
+    pub fn pop(&mut self, i: usize) -> Option<(Link, Relayed)> {
+        let (from, rx) = self.rx.get_mut(i)?;
+        rx.pop().ok().map(|r| (Link::Worker(*from), r))
     }
 
     /// Number of inbound rings.
@@ -181,6 +179,8 @@ pub fn mesh(workers: usize, capacity: usize) -> Vec<RelayLinks> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::session::test_media_id;
     use crate::ParticipantId;
@@ -191,20 +191,7 @@ mod tests {
                 owner: ParticipantId(1),
                 media: test_media_id("0"),
             },
-            packet: Packet {
-                layer: 0,
-                simulcast: false,
-                pt: 96,
-                codec: None,
-                seq,
-                timestamp: 0,
-                marker: false,
-                audio_level: None,
-                voice_activity: None,
-                arrival: Instant::now(),
-                vp8: None,
-                payload: payload.clone(),
-            },
+            packet: Packet::test(test_media_id("0"), seq, 0, payload.clone()),
         }
     }
 
@@ -215,14 +202,20 @@ mod tests {
         let (a, rest) = links.split_at_mut(1);
         let a = &mut a[0];
         for seq in 0..4 {
-            assert!(a.push(1, relayed(seq, &payload)).is_ok());
+            assert!(a.push(Link::Worker(1), relayed(seq, &payload)).is_ok());
         }
-        assert!(a.push(1, relayed(4, &payload)).is_err(), "full ring");
         assert!(
-            a.push(0, relayed(5, &payload)).is_err(),
+            a.push(Link::Worker(1), relayed(4, &payload)).is_err(),
+            "full ring"
+        );
+        assert!(
+            a.push(Link::Worker(0), relayed(5, &payload)).is_err(),
             "no ring to ourselves"
         );
-        assert!(a.push(7, relayed(6, &payload)).is_err(), "no such worker");
+        assert!(
+            a.push(Link::Worker(7), relayed(6, &payload)).is_err(),
+            "no such worker"
+        );
         assert_eq!(a.take_wakes(), 0b010);
         assert_eq!(a.take_wakes(), 0, "cleared");
         assert_eq!(Arc::strong_count(&payload), 5, "shared, never copied");
@@ -233,7 +226,10 @@ mod tests {
         let b = &mut rest[0];
         let from_a = (0..b.inbound()).find(|i| b.rx[*i].0 == 0).unwrap();
         let seqs: Vec<u64> = std::iter::from_fn(|| b.pop(from_a))
-            .map(|r| r.packet.seq)
+            .map(|(link, r)| {
+                assert_eq!(link, Link::Worker(0));
+                r.packet.seq
+            })
             .collect();
         assert_eq!(seqs, vec![0, 1, 2, 3]);
         assert!(!b.pending());
@@ -244,7 +240,7 @@ mod tests {
     fn a_single_worker_relays_nowhere() {
         let mut l = RelayLinks::single();
         let payload: Arc<[u8]> = Arc::from(&[0u8][..]);
-        assert!(l.push(0, relayed(0, &payload)).is_err());
+        assert!(l.push(Link::Worker(0), relayed(0, &payload)).is_err());
         assert!(!l.pending());
         assert_eq!(l.workers(), 1);
     }

@@ -1,133 +1,22 @@
 //! The routing table: Room -> Participant -> Producer (an incoming track) -> Consumer (one
 //! subscriber's view of that track).
 //!
-//! Pure data, no sessions, no sockets: the worker asks it who receives what and keeps it up to
-//! date as people join, publish and leave. The per-packet lookup is one hash probe for the
-//! producer, then a walk over its consumers held inline in a `Vec`.
+//! The table only: who is in which room, which producers exist and who consumes them. No
+//! sessions, no sockets, no forwarding decisions (those are the producer's and the consumer's,
+//! [`crate::producer`] and [`crate::forward`]): the worker asks it who receives what and keeps
+//! it up to date as people join, publish and leave. The per-packet lookup is one hash probe for
+//! the producer, then a walk over its consumers held inline in a `Vec`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::layers::{LayerSelector, SimulcastIn, MAX_LAYERS};
-use crate::rewrite::Rewriter;
-use crate::session::{CodecKey, Kind, Layer, MediaId};
+use crate::forward::{Consumer, SinkId};
+use crate::producer::{Origin, Producer, ProducerKey};
+use crate::relay::Link;
+use crate::session::{Kind, MediaId};
 use crate::speaker::SpeakerDetector;
 use crate::ParticipantId;
-
-/// Keyframe requests to one publisher track are sent at most this often.
-pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
-
-/// Identifies a producer: the publishing participant and the mid of the track in its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProducerKey {
-    pub owner: ParticipantId,
-    pub media: MediaId,
-}
-
-/// One subscriber's receive side of a producer.
-#[derive(Debug)]
-pub struct Consumer {
-    /// Unique within the router; tags the track while its m-line is negotiated.
-    pub tag: u64,
-    pub subscriber: ParticipantId,
-    /// The mid in the subscriber's session, once offered.
-    pub media: Option<MediaId>,
-    /// True once the subscriber answered the offer that added it: packets may flow.
-    pub active: bool,
-    /// Payload type map (publisher's pt -> subscriber's pt, `None` = codec not negotiated).
-    pub pt_map: Vec<(u8, Option<u8>)>,
-    /// Sequence number, timestamp and VP8 picture id continuity across source changes.
-    pub rewriter: Rewriter,
-    /// Simulcast: which layer this subscriber should get.
-    pub selector: LayerSelector,
-    /// Why the pending target was chosen (reported when the switch happens).
-    pub pending_reason: Option<crate::layers::SwitchReason>,
-    /// Width (device pixels) at which the subscriber renders this track.
-    pub rendered_width: Option<u32>,
-    /// A layer the subscriber pinned.
-    pub pinned: Option<u8>,
-    /// Highest VP8 temporal layer forwarded (`None`: all); changes take effect at the next
-    /// base-layer (TID 0) frame, from `pending_max_tid`.
-    pub max_tid: Option<u8>,
-    pub pending_max_tid: Option<u8>,
-}
-
-/// Where a producer's packets come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// Published by a session on this worker. `relay_to` lists the other workers that hold a
-    /// proxy of it (each gets every packet, see [`crate::relay`]).
-    Local { relay_to: Vec<usize> },
-    /// A proxy of a track published on worker `worker`, in `room`.
-    Remote { worker: usize, room: Arc<str> },
-}
-
-/// An incoming track and everyone who receives it.
-#[derive(Debug)]
-pub struct Producer {
-    pub key: ProducerKey,
-    pub kind: Kind,
-    pub origin: Origin,
-    /// The publisher's payload types and their codecs, filled on first sight (origin only).
-    pub pt_codecs: Vec<(u8, Option<CodecKey>)>,
-    /// Simulcast publishers: what arrives on each layer. `None` for a single-stream track.
-    pub simulcast: Option<SimulcastIn>,
-    /// The RID of each layer index, for per-layer keyframe requests.
-    pub layer_rids: [Option<Layer>; MAX_LAYERS],
-    pub consumers: Vec<Consumer>,
-    last_keyframe_request: Option<Instant>,
-    keyframe_wanted: bool,
-}
-
-impl Producer {
-    fn new(key: ProducerKey, kind: Kind, origin: Origin) -> Self {
-        Producer {
-            key,
-            kind,
-            origin,
-            pt_codecs: Vec::new(),
-            simulcast: None,
-            layer_rids: [None; MAX_LAYERS],
-            consumers: Vec::new(),
-            last_keyframe_request: None,
-            keyframe_wanted: false,
-        }
-    }
-
-    /// The worker this track is published on, if not this one.
-    pub fn origin_worker(&self) -> Option<usize> {
-        match self.origin {
-            Origin::Local { .. } => None,
-            Origin::Remote { worker, .. } => Some(worker),
-        }
-    }
-
-    /// Notes that a subscriber needs a keyframe. Returns true if a request should be sent now;
-    /// otherwise it is remembered and [`Producer::keyframe_due`] says when to send it.
-    pub fn want_keyframe(&mut self, now: Instant) -> bool {
-        if self.kind != Kind::Video {
-            return false;
-        }
-        self.keyframe_wanted = true;
-        self.keyframe_due(now)
-    }
-
-    /// True (once) when a remembered keyframe request may be sent now.
-    pub fn keyframe_due(&mut self, now: Instant) -> bool {
-        if !self.keyframe_wanted {
-            return false;
-        }
-        if let Some(t) = self.last_keyframe_request {
-            if now.saturating_duration_since(t) < KEYFRAME_THROTTLE {
-                return false;
-            }
-        }
-        self.keyframe_wanted = false;
-        self.last_keyframe_request = Some(now);
-        true
-    }
-}
 
 #[derive(Debug, Default)]
 struct RoomState {
@@ -251,14 +140,14 @@ impl Router {
         true
     }
 
-    /// Registers a proxy of a track published on another worker. Returns false if the track
-    /// is known already (as a proxy or a local producer).
-    pub fn add_proxy(&mut self, key: ProducerKey, kind: Kind, worker: usize, room: &str) -> bool {
+    /// Registers a proxy of a track published elsewhere, fed over `link`. Returns false if the
+    /// track is known already (as a proxy or a local producer).
+    pub fn add_proxy(&mut self, key: ProducerKey, kind: Kind, link: Link, room: &str) -> bool {
         if self.producers.contains_key(&key) {
             return false;
         }
         let origin = Origin::Remote {
-            worker,
+            link,
             room: Arc::from(room),
         };
         self.producers.insert(key, Producer::new(key, kind, origin));
@@ -286,13 +175,13 @@ impl Router {
         Some(dep)
     }
 
-    /// Removes every proxy nobody here consumes any more; returns them with their origin
-    /// worker (each is told to stop relaying).
-    pub fn take_idle_proxies(&mut self) -> Vec<(ProducerKey, usize)> {
+    /// Removes every proxy nobody here consumes any more; returns them with the link they came
+    /// over (each origin is told to stop relaying).
+    pub fn take_idle_proxies(&mut self) -> Vec<(ProducerKey, Link)> {
         let mut out = Vec::new();
         self.producers.retain(|key, p| match p.origin {
-            Origin::Remote { worker, .. } if p.consumers.is_empty() => {
-                out.push((*key, worker));
+            Origin::Remote { link, .. } if p.consumers.is_empty() => {
+                out.push((*key, link));
                 false
             }
             _ => true,
@@ -352,29 +241,18 @@ impl Router {
             .unwrap_or_default()
     }
 
-    /// Adds a (not yet negotiated) consumer of `producer` for `subscriber`; returns its tag.
+    /// Adds a (not yet negotiated) consumer of `producer` for `subscriber`, whose peer on this
+    /// worker is `sink`; returns its tag.
     pub fn add_consumer(
         &mut self,
         producer: ProducerKey,
         subscriber: ParticipantId,
+        sink: SinkId,
     ) -> Option<u64> {
         let p = self.producers.get_mut(&producer)?;
         self.next_tag += 1;
         let tag = self.next_tag;
-        p.consumers.push(Consumer {
-            tag,
-            subscriber,
-            media: None,
-            active: false,
-            pt_map: Vec::new(),
-            rewriter: Rewriter::new(),
-            selector: LayerSelector::new(),
-            pending_reason: None,
-            rendered_width: None,
-            pinned: None,
-            max_tid: None,
-            pending_max_tid: None,
-        });
+        p.consumers.push(Consumer::new(tag, subscriber, sink));
         Some(tag)
     }
 
@@ -466,7 +344,6 @@ impl Router {
         n
     }
 
-    /// How many video tracks `subscriber` receives (its budget is shared among them).
     /// Whether `subscriber` already consumes `producer`.
     pub fn consumes(&self, subscriber: ParticipantId, producer: ProducerKey) -> bool {
         self.producers
@@ -474,6 +351,7 @@ impl Router {
             .is_some_and(|p| p.consumers.iter().any(|c| c.subscriber == subscriber))
     }
 
+    /// How many video tracks `subscriber` receives (its budget is shared among them).
     pub fn video_consumers_of(&self, subscriber: ParticipantId) -> usize {
         self.producers
             .values()
@@ -567,6 +445,8 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::session::test_media_id;
 
@@ -600,7 +480,7 @@ mod tests {
         // Subscribe 2 to both, negotiate, activate.
         let mut tags = Vec::new();
         for (k, _) in &for2 {
-            tags.push(r.add_consumer(*k, pid(2)).unwrap());
+            tags.push(r.add_consumer(*k, pid(2), SinkId(0)).unwrap());
         }
         assert_eq!(r.activate_offered(pid(2)), vec![], "nothing offered yet");
         r.consumer_offered(pid(2), tags[0], test_media_id("5"))
@@ -661,33 +541,9 @@ mod tests {
         r.join("a", pid(2), Grants::default());
         r.add_producer(pid(1), test_media_id("0"), Kind::Video);
         let key = r.producers_for(pid(2))[0].0;
-        r.add_consumer(key, pid(2)).unwrap();
+        r.add_consumer(key, pid(2), SinkId(0)).unwrap();
         r.leave(pid(2));
         assert!(r.producer_mut(&key).unwrap().consumers.is_empty());
-    }
-
-    #[test]
-    fn keyframe_requests_are_throttled_but_not_lost() {
-        let mut r = Router::new();
-        r.join("a", pid(1), Grants::default());
-        r.add_producer(pid(1), test_media_id("0"), Kind::Video);
-        let key = ProducerKey {
-            owner: pid(1),
-            media: test_media_id("0"),
-        };
-        let p = r.producer_mut(&key).unwrap();
-        let t0 = Instant::now();
-        assert!(p.want_keyframe(t0));
-        assert!(
-            !p.want_keyframe(t0 + Duration::from_millis(100)),
-            "throttled"
-        );
-        assert!(!p.keyframe_due(t0 + Duration::from_millis(200)));
-        assert!(
-            p.keyframe_due(t0 + KEYFRAME_THROTTLE),
-            "remembered request fires"
-        );
-        assert!(!p.keyframe_due(t0 + KEYFRAME_THROTTLE * 3), "only once");
     }
 
     #[test]
@@ -711,10 +567,13 @@ mod tests {
             owner: pid(9),
             media: test_media_id("0"),
         };
-        assert!(r.add_proxy(key, Kind::Audio, 4, "a"));
-        assert!(!r.add_proxy(key, Kind::Audio, 4, "a"), "once");
-        assert_eq!(r.producer_mut(&key).unwrap().origin_worker(), Some(4));
-        let tag = r.add_consumer(key, pid(1)).unwrap();
+        assert!(r.add_proxy(key, Kind::Audio, Link::Worker(4), "a"));
+        assert!(!r.add_proxy(key, Kind::Audio, Link::Worker(4), "a"), "once");
+        assert_eq!(
+            r.producer_mut(&key).unwrap().origin_link(),
+            Some(Link::Worker(4))
+        );
+        let tag = r.add_consumer(key, pid(1), SinkId(0)).unwrap();
         r.consumer_offered(pid(1), tag, test_media_id("7")).unwrap();
         assert!(r.take_idle_proxies().is_empty(), "1 consumes it");
 
@@ -738,25 +597,13 @@ mod tests {
         assert!(r.remove_proxy(&key).is_none());
 
         // A proxy whose last consumer left is released, with its origin to tell.
-        assert!(r.add_proxy(key, Kind::Video, 4, "a"));
-        r.add_consumer(key, pid(1)).unwrap();
+        assert!(r.add_proxy(key, Kind::Video, Link::Worker(4), "a"));
+        r.add_consumer(key, pid(1), SinkId(0)).unwrap();
         r.leave(pid(1));
-        assert_eq!(r.take_idle_proxies(), vec![(key, 4)]);
+        assert_eq!(r.take_idle_proxies(), vec![(key, Link::Worker(4))]);
         assert!(r.producer_mut(&key).is_none());
         // A local producer is never taken for a proxy.
         r.add_producer(pid(3), test_media_id("1"), Kind::Video);
         assert!(r.take_idle_proxies().is_empty());
-    }
-
-    #[test]
-    fn audio_producers_never_ask_for_keyframes() {
-        let mut r = Router::new();
-        r.join("a", pid(1), Grants::default());
-        r.add_producer(pid(1), test_media_id("0"), Kind::Audio);
-        let key = ProducerKey {
-            owner: pid(1),
-            media: test_media_id("0"),
-        };
-        assert!(!r.producer_mut(&key).unwrap().want_keyframe(Instant::now()));
     }
 }

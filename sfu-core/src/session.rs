@@ -1,8 +1,8 @@
 //! One peer's WebRTC connection: ICE-lite, DTLS-SRTP, SDP and RTP streams.
 //!
 //! This module is the only place that touches str0m. Everything else in the crate talks to a
-//! [`Session`] in our own vocabulary: offers and answers as SDP text, [`MediaId`]s, [`RtpIn`]
-//! packets whose payload is one refcounted buffer, and [`SessionEvent`]s. The session is sans-IO:
+//! [`Session`] in our own vocabulary: offers and answers as SDP text, [`MediaId`]s, [`Packet`]s
+//! whose payload is one refcounted buffer, and [`SessionEvent`]s. The session is sans-IO:
 //! the worker hands it datagrams and the time, and drains its output.
 //!
 //! Negotiation is server-driven after the first exchange: the browser's first offer publishes its
@@ -22,6 +22,8 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::packet::Packet;
 
 /// The bandwidth estimate toward a new peer before feedback refines it.
 pub const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
@@ -103,20 +105,17 @@ pub struct CodecKey {
     params: PayloadParams,
 }
 
-/// An incoming RTP packet, decrypted. `payload` is shared, never copied, by every consumer.
-#[derive(Debug, Clone)]
-pub struct RtpIn {
-    pub media: MediaId,
-    /// The simulcast layer (RID) when the publisher sends several.
-    pub layer: Option<Layer>,
-    pub pt: u8,
-    pub seq: u64,
-    pub timestamp: u32,
-    pub marker: bool,
-    pub audio_level: Option<i8>,
-    pub voice_activity: Option<bool>,
-    pub arrival: Instant,
-    pub payload: Arc<[u8]>,
+/// Where the rewritable fields of one VP8 payload descriptor sit (str0m's parsed descriptor),
+/// so [`Session::write_rtp`] can patch a new picture id and TL0PICIDX in while it copies the
+/// payload, without parsing it again per subscriber.
+#[derive(Debug, Clone, Copy)]
+pub struct Vp8Layout(Vp8Descriptor);
+
+impl Vp8Layout {
+    /// Parses the descriptor at the front of `payload`; `None` if it is malformed.
+    pub fn parse(payload: &[u8]) -> Option<Self> {
+        Vp8Descriptor::parse(payload).ok().map(Vp8Layout)
+    }
 }
 
 /// A simulcast layer name (RID) as sent by the publisher, e.g. `q`, `h`, `f`.
@@ -132,6 +131,9 @@ impl Layer {
 
 /// What a session tells its owner.
 #[derive(Debug)]
+// `Rtp` is large on purpose: the packet moves by value from the session to its producer, and
+// boxing it would allocate per packet on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionEvent {
     /// ICE and DTLS are up: media flows from now on.
     Connected,
@@ -140,8 +142,8 @@ pub enum SessionEvent {
     /// The remote's offer has an m-line it only receives on (a WHEP player's `recvonly`): our
     /// answer made it a track we may send on without a new offer.
     SendSlot { media: MediaId, kind: Kind },
-    /// An RTP packet arrived on a published track.
-    Rtp(RtpIn),
+    /// An RTP packet arrived on a published track (its ingest fields still unset).
+    Rtp(Packet),
     /// The remote asks for a keyframe on a track we send to it.
     KeyframeRequest { media: MediaId },
     /// The send-side bandwidth estimate toward this peer changed (bits per second).
@@ -595,16 +597,20 @@ impl Session {
                     }
                 };
                 let ext = &p.header.ext_vals;
-                Some(SessionEvent::Rtp(RtpIn {
+                Some(SessionEvent::Rtp(Packet {
                     media: route.media,
-                    layer: route.layer,
+                    rid: route.layer,
+                    layer: 0,
+                    simulcast: false,
                     pt: *p.header.payload_type,
+                    codec: None,
                     seq: *p.seq_no,
                     timestamp: p.header.timestamp,
                     marker: p.header.marker,
                     audio_level: ext.audio_level,
                     voice_activity: ext.voice_activity,
                     arrival: p.timestamp,
+                    vp8: None,
                     payload: p.payload,
                 }))
             }
@@ -683,7 +689,7 @@ impl Session {
         audio_level: Option<i8>,
         voice_activity: Option<bool>,
         nackable: bool,
-        vp8: Option<(u16, u8)>,
+        vp8: Option<(u16, u8, Vp8Layout)>,
         payload: &Arc<[u8]>,
     ) -> bool {
         let mut api = self.rtc.direct_api();
@@ -705,10 +711,10 @@ impl Session {
         .marker(marker)
         .ext_vals(ext)
         .nackable(nackable);
-        if let Some((picture_id, tl0)) = vp8 {
+        if let Some((picture_id, tl0, Vp8Layout(d))) = vp8 {
             // The new picture id / TL0PICIDX are patched in while str0m copies the payload into
-            // the packet it encrypts: no extra copy here.
-            let patch = Vp8Descriptor::parse(payload).ok().and_then(|d| {
+            // the packet it encrypts: no extra copy here, and no second parse.
+            let patch = {
                 let builder = d.patch().picture_id(picture_id);
                 // Streams without temporal layers carry no TL0PICIDX to patch.
                 let builder = match d.tl0_pic_idx() {
@@ -716,7 +722,7 @@ impl Session {
                     None => builder,
                 };
                 builder.build().ok()
-            });
+            };
             if let Some(p) = patch {
                 write = write.vp8_patch(p);
             }
@@ -840,6 +846,16 @@ fn without_bundle_group(sdp: &str) -> String {
 #[cfg(test)]
 pub(crate) fn test_media_id(s: &str) -> MediaId {
     MediaId(Mid::from(s))
+}
+
+/// A codec (VP8 with str0m's default parameters) for unit tests of modules that never see str0m.
+#[cfg(test)]
+pub(crate) fn test_codec() -> CodecKey {
+    let cfg = str0m::format::CodecConfig::new_with_defaults();
+    let vp8 = cfg.params().iter().find(|p| p.spec().codec == Codec::Vp8);
+    CodecKey {
+        params: *vp8.expect("str0m's defaults include VP8"),
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::oneshot;
 
-use crate::relay::{Inter, RelayLinks};
+use crate::relay::{Inter, Link, RelayLinks};
 use crate::router::Grants;
 use crate::stats::WorkerStats;
 use crate::worker::{JoinAnswer, WorkerCore};
@@ -291,7 +291,7 @@ impl Loop {
                 let _ = reply.send(result);
             }
             Command::Mesh(mesh) => self.mesh = mesh,
-            Command::Inter { from, msg } => core.handle_inter(now, from, msg),
+            Command::Inter { from, msg } => core.handle_inter(now, Link::Worker(from), msg),
             Command::Shutdown => {}
         }
     }
@@ -312,7 +312,7 @@ impl Loop {
                 }
             }
         }
-        for (to, msg) in self.core.inter_drain() {
+        for (Link::Worker(to), msg) in self.core.inter_drain() {
             if let Some(link) = self.mesh.get(to) {
                 let _ = link.send(Command::Inter {
                     from: self.index,

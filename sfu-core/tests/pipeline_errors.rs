@@ -4,7 +4,7 @@
 //! authentication without telling us, so that case is only shown not to disturb anything.
 //! Either way the room keeps forwarding.
 
-use bench::InMemoryRoom;
+use sfu_core::testing::InMemoryRoom;
 
 #[test]
 fn garbage_from_a_connected_publisher_is_counted_and_forwarding_continues() {

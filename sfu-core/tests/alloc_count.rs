@@ -13,7 +13,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bench::InMemoryRoom;
+use sfu_core::testing::InMemoryRoom;
 
 struct Counting;
 
@@ -57,7 +57,10 @@ fn allocations_per_output(subscribers: usize, packets: usize, workers: usize) ->
         // The first 600 packets warm queues and caches up to their steady size.
         if i >= 600 {
             allocs += after - before;
-            outputs += out.iter().filter(|(_, d)| bench::is_media_rtp(d)).count();
+            outputs += out
+                .iter()
+                .filter(|(_, d)| sfu_core::testing::is_media_rtp(d))
+                .count();
         }
         room.deliver(out).unwrap();
         if i % 16 == 0 {

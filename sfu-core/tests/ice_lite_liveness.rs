@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bench::InMemoryRoom;
+use sfu_core::testing::InMemoryRoom;
 
 /// The publisher sends one packet every 40 ms for `dt` (simulated), the core forwards it and
 /// the subscribers get it; everyone's timers and RTCP run in between.

@@ -5,7 +5,7 @@
 //! tracing's per-callsite interest cache is shared by every thread of a process: a scoped
 //! subscriber in a unit test running in parallel with other tests can miss the event.
 //!
-//! Run with `cargo test -p bench --test srtp_profile -- --nocapture` to see the profile.
+//! Run with `cargo test -p sfu-core --test srtp_profile -- --nocapture` to see the profile.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +32,7 @@ fn negotiated_srtp_profile_is_aes_gcm() {
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        bench::InMemoryRoom::new(1).expect("room connects");
+        sfu_core::testing::InMemoryRoom::new(1).expect("room connects");
     });
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     let profiles: Vec<&str> = text

@@ -1,20 +1,20 @@
 //! Simulcast through a real `WorkerCore`: a str0m publisher sends three VP8 layers (RIDs
 //! q/h/f, each with its own SSRC, sequence numbers, timestamps, picture ids and TL0PICIDX, see
-//! `bench::PublisherLayer`), and str0m subscribers decrypt what the server forwards to them.
+//! `sfu_core::testing::PublisherLayer`), and str0m subscribers decrypt what the server forwards to them.
 //! The tests check which layer each subscriber gets, why it changes (`LayerSwitched` events and
 //! the `layer_switches` counters), that a switch waits for a keyframe of the new layer and
 //! asks the publisher for one, and that the subscriber sees a single continuous stream across
 //! switches (sequence numbers, RTP timestamps, SSRC, VP8 picture id and TL0PICIDX).
 
-use bench::{InMemoryRoom, LayerSwitch, ReceivedRtp, FRAME_INTERVAL};
 use sfu_core::layers::SwitchReason;
+use sfu_core::testing::{InMemoryRoom, LayerSwitch, ReceivedRtp, FRAME_INTERVAL};
 
 const RIDS: [&str; 3] = ["q", "h", "f"];
 const Q: u8 = 0;
 const H: u8 = 1;
 const F: u8 = 2;
 
-/// Packets per frame on q, h and f. With `bench::SIMULCAST_PAYLOAD_SIZES` (250, 500, 1000
+/// Packets per frame on q, h and f. With `sfu_core::testing::SIMULCAST_PAYLOAD_SIZES` (250, 500, 1000
 /// bytes) at 30 frames/s: about 60, 120 and 480 kbit/s.
 const PACKETS: [usize; 3] = [1, 1, 2];
 
