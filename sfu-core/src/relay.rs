@@ -7,8 +7,8 @@
 //!
 //! A publisher's packet is decrypted and classified once, on the worker that owns the
 //! publisher's session (its *origin*). Every other worker that hosts subscribers of that track
-//! holds a *proxy* producer for it and receives each packet as a [`Relayed`]: a small `Copy`
-//! descriptor plus the payload's `Arc` (a refcount bump, never a copy). The packets travel
+//! holds a *proxy* producer for it and receives each packet as a [`Relayed`]: the [`Packet`]
+//! (its fields plus the payload's `Arc`: a refcount bump, never a copy). The packets travel
 //! over one preallocated, bounded, wait-free single-producer ring per ordered worker pair
 //! ([`rtrb`]): pushing never allocates, never locks and never blocks the origin; a full ring
 //! drops the packet and counts it.
@@ -27,7 +27,7 @@ use crate::session::Kind;
 
 /// Packets one worker may have in flight toward one other worker. At 1,024 packets a busy
 /// receiver may fall about 4 ms behind a sender running at a core's full rate before packets
-/// drop; each slot is 160 bytes, allocated once at start.
+/// drop; each slot is 256 bytes, allocated once at start.
 pub const RELAY_CAPACITY: usize = 1024;
 
 /// Where a producer's packets go to (or a proxy's come from).
