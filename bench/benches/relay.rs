@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sfu_core::relay::{mesh, Packet, Relayed, RELAY_CAPACITY};
-use sfu_core::router::ProducerKey;
+use sfu_core::packet::Packet;
+use sfu_core::producer::ProducerKey;
+use sfu_core::relay::{mesh, Link, Relayed, RELAY_CAPACITY};
 use sfu_core::session::MediaId;
 use sfu_core::ParticipantId;
 
@@ -29,6 +30,8 @@ fn relayed(payload: &Arc<[u8]>, seq: u64) -> Relayed {
             media: MediaId::from_sdp("0"),
         },
         packet: Packet {
+            media: MediaId::from_sdp("0"),
+            rid: None,
             layer: 0,
             simulcast: false,
             pt: 96,
@@ -56,7 +59,7 @@ fn relay(c: &mut Criterion) {
     let template = relayed(&payload, 0);
     group.bench_function("same_thread", |bench| {
         bench.iter(|| {
-            assert!(a.push(1, black_box(template.clone())).is_ok());
+            assert!(a.push(Link::Worker(1), black_box(template.clone())).is_ok());
             black_box(b.pop(0).expect("the packet is there"));
         })
     });
@@ -89,7 +92,7 @@ fn relay(c: &mut Criterion) {
                 let mut r = template.clone();
                 r.packet.seq = i;
                 // Retry on a full ring (the server drops instead; here we want the rate).
-                while let Err(back) = sender.push(1, r) {
+                while let Err(back) = sender.push(Link::Worker(1), r) {
                     r = back;
                     std::hint::spin_loop();
                 }
