@@ -24,8 +24,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use sfu_core::testing::{is_media_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sfu_core::testing::{is_media_rtp, InMemoryRoom, PublisherPacket, PACKET_INTERVAL};
 
 /// Subscriber counts measured. 1000 only under `cargo bench` (its setup, 1000 DTLS handshakes in
 /// memory, is too slow for the one-shot test run `cargo test --all-targets` makes of benches).
