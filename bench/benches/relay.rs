@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sfu_core::packet::Packet;
+use sfu_core::link::Link;
 use sfu_core::producer::ProducerKey;
-use sfu_core::relay::{mesh, Link, Relayed, RELAY_CAPACITY};
+use sfu_core::relay::{mesh, Relayed, RELAY_CAPACITY};
 use sfu_core::session::MediaId;
+use sfu_core::session::Packet;
 use sfu_core::ParticipantId;
 
 /// A relayed packet as the server makes them: a 1200-byte payload, shared.

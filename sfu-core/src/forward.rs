@@ -15,8 +15,8 @@ use std::time::Instant;
 use crate::layers::{
     rate_of, temporal_limit, Inputs, LayerSelector, LayerState, SwitchReason, MAX_LAYERS,
 };
-use crate::packet::Packet;
 use crate::rewrite::{Rewriter, Rewritten};
+use crate::session::Packet;
 use crate::session::{CodecKey, MediaId};
 use crate::ParticipantId;
 
@@ -280,7 +280,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::packet::Vp8;
+    use crate::session::Vp8;
     use crate::session::{test_codec, test_media_id};
 
     /// A subscriber with a budget per video track that maps every codec to payload type 111.

@@ -34,7 +34,7 @@ pub mod budget;
 pub mod demux;
 pub mod forward;
 pub mod layers;
-pub mod packet;
+pub mod link;
 pub mod peer;
 pub mod producer;
 pub mod relay;

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::forward::{Consumer, TrackView};
 use crate::layers::{layer_index, SimulcastIn, MAX_LAYERS};
-use crate::packet::{Packet, Vp8};
-use crate::relay::Link;
+use crate::link::Link;
 use crate::session::{CodecKey, Kind, Layer, MediaId};
+use crate::session::{Packet, Vp8};
 use crate::ParticipantId;
 
 /// Keyframe requests to one publisher track are sent at most this often.

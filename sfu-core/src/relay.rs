@@ -1,9 +1,4 @@
-//! Links: the hops a producer's packets take to consumers elsewhere, so one room spreads over
-//! several worker threads (and, next, several nodes).
-//!
-//! A [`Link`] names a destination: another worker's ring today. A producer keeps the links that
-//! want its packets; a proxy producer keeps the link its packets come from. Code above this
-//! module never asks what kind of link it holds.
+//! The links between the workers of one node: one room spread over several worker threads.
 //!
 //! A publisher's packet is decrypted and classified once, on the worker that owns the
 //! publisher's session (its *origin*). Every other worker that hosts subscribers of that track
@@ -21,21 +16,15 @@
 //! them and notes which workers got something ([`RelayLinks::take_wakes`]); the thread loop
 //! wakes a receiving worker only if it sleeps, so a busy worker pays no syscall per packet.
 
-use crate::packet::Packet;
+use crate::link::Link;
 use crate::producer::ProducerKey;
 use crate::session::Kind;
+use crate::session::Packet;
 
 /// Packets one worker may have in flight toward one other worker. At 1,024 packets a busy
 /// receiver may fall about 4 ms behind a sender running at a core's full rate before packets
 /// drop; each slot is 256 bytes, allocated once at start.
 pub const RELAY_CAPACITY: usize = 1024;
-
-/// Where a producer's packets go to (or a proxy's come from).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Link {
-    /// Another worker thread of this node, by index (its ring and command channel).
-    Worker(usize),
-}
 
 /// One packet on its way to another worker's proxy producer.
 #[derive(Debug, Clone)]

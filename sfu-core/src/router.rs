@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::forward::{Consumer, SinkId};
+use crate::link::Link;
 use crate::producer::{Origin, Producer, ProducerKey};
-use crate::relay::Link;
 use crate::session::{Kind, MediaId};
 use crate::speaker::SpeakerDetector;
 use crate::ParticipantId;

@@ -20,7 +20,8 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::oneshot;
 
-use crate::relay::{Inter, Link, RelayLinks};
+use crate::link::Link;
+use crate::relay::{Inter, RelayLinks};
 use crate::router::Grants;
 use crate::stats::WorkerStats;
 use crate::worker::{JoinAnswer, WorkerCore};

@@ -27,11 +27,12 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
-use crate::packet::Packet;
-
 mod events;
 mod media;
 mod negotiation;
+mod packet;
+
+pub use packet::{Packet, Vp8};
 
 /// The bandwidth estimate toward a new peer before feedback refines it.
 pub const INITIAL_ESTIMATE_KBPS: u64 = 1_000;

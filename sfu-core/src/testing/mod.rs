@@ -58,7 +58,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::layers::SwitchReason;
-use crate::relay::{mesh, Inter, Link, RELAY_CAPACITY};
+use crate::link::Link;
+use crate::relay::{mesh, Inter, RELAY_CAPACITY};
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
 use crate::worker::WorkerCore;

@@ -10,11 +10,11 @@ use std::time::Instant;
 use super::WorkerCore;
 use crate::forward::Verdict;
 use crate::layers::{layer_name, MAX_LAYERS};
-use crate::packet::Packet;
 use crate::peer::guarded;
 use crate::producer::{Origin, ProducerKey};
 use crate::relay::{Inter, Relayed};
 use crate::session::Kind;
+use crate::session::Packet;
 use crate::{ParticipantId, PeerEvent};
 
 impl WorkerCore {

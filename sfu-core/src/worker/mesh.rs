@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use super::WorkerCore;
+use crate::link::Link;
 use crate::producer::{Origin, ProducerKey};
-use crate::relay::{Inter, Link, Relayed, RELAY_CAPACITY};
+use crate::relay::{Inter, Relayed, RELAY_CAPACITY};
 use crate::session::Kind;
 
 /// A track published elsewhere (from its [`Inter::ProducerAdded`]), and the link it comes over.

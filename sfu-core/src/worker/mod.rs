@@ -32,8 +32,9 @@ use str0m::config::DtlsCert;
 
 use crate::demux::{self, Proto};
 use crate::forward::SinkId;
+use crate::link::Link;
 use crate::peer::{guarded, Peers};
-use crate::relay::{Inter, Link, RelayLinks};
+use crate::relay::{Inter, RelayLinks};
 use crate::router::Router;
 use crate::session::{SessionError, SessionEvent, SessionOutput};
 use crate::stats::WorkerStats;

@@ -1,7 +1,7 @@
 //! The one packet type of the media path, from the publisher's session to every consumer.
 //!
-//! A [`Packet`] is made once per incoming RTP packet: the publisher's [`crate::session`]
-//! fills what it decrypted, then the producer's ingest step ([`crate::producer::Producer::ingest`])
+//! A [`Packet`] is made once per incoming RTP packet: the publisher's session fills what it
+//! decrypted, then the producer's ingest step ([`crate::producer::Producer::ingest`])
 //! fills what it classified (simulcast layer, codec, VP8 descriptor). From then on it is only
 //! read: by every consumer on this worker, and, handed over a link ([`crate::relay`]), by the
 //! consumers on other workers. Its payload is one refcounted buffer that nobody copies until it
@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::session::{CodecKey, Layer, MediaId, Vp8Layout};
+use super::{CodecKey, Layer, MediaId, Vp8Layout};
 use crate::vp8::Vp8Info;
 
 /// One RTP packet of a published track.
