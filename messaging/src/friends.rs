@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use crate::accounts::{profile_from_row, Profile, PROFILE_COLUMNS};
 use crate::error::{is_unique_violation, StoreError};
+use crate::profiles::{profile_from_row, Profile, PROFILE_COLUMNS};
 use crate::store::{Store, UserId, WriteTx};
 
 /// What [`Store::request_friend`] led to.

@@ -22,7 +22,8 @@
 //!  HTTP / WebSocket layer (elsewhere)
 //!        │  user id from the access token (auth::Claims, sub = "user:<id>")
 //!        ▼
-//!  Store ── accounts.rs  register, login (argon2id), profiles      ┐
+//!  Store ── accounts.rs  register, login (argon2id: passwords.rs)  ┐
+//!        ── profiles.rs  the public profile                         │
 //!        ── sessions.rs  refresh tokens: rotate, reuse detection   │ one pool,
 //!        ── friends.rs   requests, accept/decline, lists            │ SQLite or
 //!        ── chats.rs     direct + group chats, members, receipts    │ Postgres
@@ -31,7 +32,7 @@
 //!        ── watch_rooms.rs  watch-party rooms, members and roles     ┘
 //!        │  after a write, the caller publishes what changed
 //!        ▼
-//!  Bus (bus.rs) ──► delivery to clients (elsewhere), on every node
+//!  Bus (bus/: event, in_process, redis) ──► delivery to clients (elsewhere), on every node
 //!               ──► Indexer ──► SearchIndex (search.rs) ◄── search(viewer, "words")
 //!  Presence (presence.rs) ── heartbeat / disconnect / sweep ──► Bus (Presence events)
 //!  LoginLimiter (ratelimit.rs): failures per username and per client, in memory
@@ -95,7 +96,9 @@ pub mod export;
 pub mod files;
 pub mod friends;
 pub mod messages;
+pub mod passwords;
 pub mod presence;
+pub mod profiles;
 pub mod ratelimit;
 pub mod search;
 pub mod sessions;
@@ -105,20 +108,19 @@ pub mod watch;
 pub mod watch_live;
 pub mod watch_rooms;
 
-pub use accounts::{Profile, ProfileUpdate};
 pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
 pub use chats::{Chat, ChatKind, ChatMember, ChatSummary, Role};
 pub use error::StoreError;
 pub use files::{FileRecord, NewFile, UploadRecord};
 pub use friends::FriendRequestOutcome;
 pub use messages::{Message, NewMessage, Sent};
+pub use passwords::HashCost;
 pub use presence::{Presence, PresenceChange, PresenceError};
+pub use profiles::{Profile, ProfileUpdate};
 pub use ratelimit::LoginLimiter;
 pub use search::{Hit, Indexer, IndexerOptions, Item, SearchError, SearchIndex, Snippet, Viewer};
 pub use sessions::Session;
-pub use store::{
-    Backend, ChatId, Clock, HashCost, MessageId, Store, StoreConfig, SystemClock, UserId,
-};
+pub use store::{Backend, ChatId, Clock, MessageId, Store, StoreConfig, SystemClock, UserId};
 pub use watch::{Control, Playback, Source, WatchError, WatchEvent, WatchMember, WatchRole};
 pub use watch_live::PlaybackStore;
 pub use watch_rooms::WatchRoom;
