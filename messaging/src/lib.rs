@@ -82,10 +82,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Store errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and a
-//! suggested [`StoreError::status`]; the bus, presence and search have their own
-//! ([`BusError`], [`PresenceError`], [`SearchError`]). Inputs are checked by [`validate`];
-//! nothing panics on bad input. Watch parties answer [`WatchError`] (same `code`/`status`).
+//! Store errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and an
+//! [`ErrorKind`] ([`StoreError::kind`]) from which a door picks its HTTP status or close code;
+//! the bus, presence and search have their own ([`BusError`], [`PresenceError`],
+//! [`SearchError`]). Inputs are checked by [`validate`]; nothing panics on bad input. Watch
+//! parties answer [`WatchError`] (same `code`/`kind`).
 
 pub mod accounts;
 pub mod auth;
@@ -110,7 +111,7 @@ pub mod watch_rooms;
 
 pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
 pub use chats::{Chat, ChatKind, ChatMember, ChatSummary, Role};
-pub use error::StoreError;
+pub use error::{ErrorKind, StoreError};
 pub use files::{FileRecord, NewFile, UploadRecord};
 pub use friends::FriendRequestOutcome;
 pub use messages::{Message, NewMessage, Sent};

@@ -9,7 +9,8 @@ use crate::error::StoreError;
 use crate::store::UserId;
 
 /// A user as others see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     pub id: UserId,
     /// As registered (case kept); unique ignoring case.

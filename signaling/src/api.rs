@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::{bearer_token, ApiError};
+use crate::http::{bearer_token, status_of, ApiError};
 use crate::App;
 
 /// How long an access token from login or refresh is valid.
@@ -128,9 +128,8 @@ impl From<StoreError> for ApiError {
             tracing::error!("store error: {e}");
             return ApiError::Internal("internal error".into());
         }
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::Coded {
-            status,
+            status: status_of(e.kind()),
             code: e.code(),
             message: e.to_string(),
         }

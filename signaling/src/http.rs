@@ -50,6 +50,22 @@ impl ApiError {
     }
 }
 
+/// The HTTP status of a kind of messaging error.
+pub fn status_of(kind: messaging::ErrorKind) -> StatusCode {
+    use messaging::ErrorKind;
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
@@ -261,5 +277,77 @@ pub mod web {
     }
     pub async fn watch_css() -> impl IntoResponse {
         asset("text/css; charset=utf-8", WATCH_CSS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use messaging::{StoreError, WatchError};
+
+    use super::*;
+
+    fn watch_status(e: &WatchError) -> StatusCode {
+        status_of(e.kind())
+    }
+
+    fn status(e: &StoreError) -> u16 {
+        status_of(e.kind()).as_u16()
+    }
+
+    #[test]
+    fn store_errors_get_their_statuses() {
+        let all = [
+            StoreError::InvalidUsername,
+            StoreError::BadCredentials,
+            StoreError::RateLimited {
+                retry_after: Duration::from_millis(1500),
+            },
+            StoreError::NotMember,
+            StoreError::MessageTooLong { max: 4000 },
+            StoreError::Internal("x".into()),
+        ];
+        for e in &all {
+            assert!((400..600).contains(&status(e)));
+        }
+        assert_eq!(status(&StoreError::NotMember), 403);
+        assert_eq!(status(&StoreError::BadCredentials), 401);
+        assert_eq!(status(&StoreError::InvalidRefreshToken), 401);
+        assert_eq!(
+            status(&StoreError::RateLimited {
+                retry_after: Duration::ZERO
+            }),
+            429
+        );
+        assert_eq!(
+            status(&StoreError::MessageTooLong { max: 4000 }),
+            413,
+            "oversized maps to Payload Too Large"
+        );
+        assert_eq!(status(&StoreError::MessageDeleted), 410);
+        assert_eq!(status(&StoreError::UsernameTaken), 409);
+        assert_eq!(status(&StoreError::ChatNotFound), 404);
+        assert_eq!(status(&StoreError::EmptyMessage), 400);
+        assert_eq!(status(&StoreError::Internal("x".into())), 500);
+    }
+
+    #[test]
+    fn watch_errors_get_their_statuses() {
+        let stale = WatchError::StaleVersion { current: 1 };
+        assert_eq!(watch_status(&stale).as_u16(), 409);
+        let seek = WatchError::SeekOutOfRange {
+            position: 61.0,
+            duration: Some(60.0),
+        };
+        assert_eq!(watch_status(&seek).as_u16(), 400);
+        assert_eq!(watch_status(&WatchError::NotHost).as_u16(), 403);
+        assert_eq!(watch_status(&WatchError::RoomNotFound).as_u16(), 404);
+        assert_eq!(watch_status(&WatchError::RateLimited).as_u16(), 429);
+        assert_eq!(
+            watch_status(&WatchError::Store(StoreError::NotMember)).as_u16(),
+            403
+        );
+        assert_eq!(watch_status(&WatchError::Live("x".into())).as_u16(), 500);
     }
 }

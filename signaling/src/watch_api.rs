@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{ApiJson, Authed, ErrorBody};
-use crate::http::{bearer_token, ApiError};
+use crate::http::{bearer_token, status_of, ApiError};
 use crate::watch_ws::{call_room, control_from_parts, playable_url, server_now, Viewer};
 use crate::App;
 
@@ -31,7 +31,7 @@ impl From<WatchError> for ApiError {
             return ApiError::Internal("internal error".into());
         }
         ApiError::Coded {
-            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            status: status_of(e.kind()),
             code: e.code(),
             message: e.to_string(),
         }

@@ -518,7 +518,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         Err(end) => return end,
     };
     let refuse = |e: WatchError| {
-        let code = match e.status() {
+        let code = match crate::http::status_of(e.kind()).as_u16() {
             404 => ROOM_NOT_FOUND,
             403 => close::FORBIDDEN,
             s if s >= 500 => close::INTERNAL,
