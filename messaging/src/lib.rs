@@ -1,6 +1,6 @@
 //! # messaging: accounts, tokens, friends, chats and messages; the bus, presence and search
 //!
-//! Six parts:
+//! Seven parts:
 //!
 //! - [`auth`]: the one token model every GAX door checks, a JWT whose grants say which call
 //!   room a holder may enter and whether it may chat or upload.
@@ -17,10 +17,16 @@
 //! - Watch parties ([`watch`], [`watch_rooms`], [`watch_live`]): the playback state machine
 //!   (sans-IO: play, pause, seek, rate against a version, on the server's clock), rooms and
 //!   members in the store, and the live state in process or in Redis (compare-and-set).
+//! - [`Service`] ([`service`]): the use cases the doors call, with no HTTP in them: writes that
+//!   others must hear of (commit, then publish), the watch-party control path, and the file
+//!   upload saga ([`service::files`]: blob, record, compensating delete). [`Backends`] holds a
+//!   node's bus, presence and live watch states, in process or on Redis (the binary chooses).
 //!
 //! ```text
 //!  HTTP / WebSocket layer (elsewhere)
 //!        │  user id from the access token (auth::Claims, sub = "user:<id>")
+//!        ▼
+//!  Service (service/) ── store first, then publish; watch controls; file uploads
 //!        ▼
 //!  Store ── accounts.rs  register, login (argon2id: passwords.rs)  ┐
 //!        ── profiles.rs  the public profile                         │
@@ -30,7 +36,7 @@
 //!        ── messages.rs  send (seq, idempotency), edit, delete, history │
 //!        ── files.rs     file records, who may read them, uploads   │
 //!        ── watch_rooms.rs  watch-party rooms, members and roles     ┘
-//!        │  after a write, the caller publishes what changed
+//!        │  after a write, the Service publishes what changed
 //!        ▼
 //!  Bus (bus/: event, in_process, redis) ──► delivery to clients (elsewhere), on every node
 //!               ──► Indexer ──► SearchIndex (search.rs) ◄── search(viewer, "words")
@@ -90,6 +96,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod backends;
 pub mod bus;
 pub mod chats;
 pub mod error;
@@ -102,6 +109,7 @@ pub mod presence;
 pub mod profiles;
 pub mod ratelimit;
 pub mod search;
+pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod validate;
@@ -109,6 +117,7 @@ pub mod watch;
 pub mod watch_live;
 pub mod watch_rooms;
 
+pub use backends::{BackendError, Backends};
 pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
 pub use chats::{Chat, ChatKind, ChatMember, ChatSummary, Role};
 pub use error::{ErrorKind, StoreError};
@@ -120,6 +129,7 @@ pub use presence::{Presence, PresenceChange, PresenceError};
 pub use profiles::{Profile, ProfileUpdate};
 pub use ratelimit::LoginLimiter;
 pub use search::{Hit, Indexer, IndexerOptions, Item, SearchError, SearchIndex, Snippet, Viewer};
+pub use service::Service;
 pub use sessions::Session;
 pub use store::{Backend, ChatId, Clock, MessageId, Store, StoreConfig, SystemClock, UserId};
 pub use watch::{Control, Playback, Source, WatchError, WatchEvent, WatchMember, WatchRole};
