@@ -38,6 +38,8 @@ pub fn server_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// The control a request names in its wire form (`action` plus the field it needs), for the
+/// REST route and the `/ws` session alike.
 pub fn control_from_parts(
     action: &str,
     position: Option<f64>,
