@@ -119,12 +119,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = messaging::Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", config.database_url_redacted()))?;
-    let messenger = signaling::messenger::Messenger::start(
-        &config.data_dir,
-        config.redis_url.as_deref(),
-        &config.redis_prefix,
-        &store,
-    )
+    // Shared state in this process, or on Redis when several nodes share it.
+    let messenger = async {
+        let backends = match config.redis_url.as_deref() {
+            Some(url) => messaging::Backends::redis(url, &config.redis_prefix).await?,
+            None => messaging::Backends::in_process(),
+        };
+        signaling::messenger::Messenger::with_backends(&config.data_dir, backends, &store).await
+    }
     .await
     .context("starting the messenger (bus, presence, search)")?;
     let blobs = media_store::BlobStore::open(&config.blobs)

@@ -1,5 +1,5 @@
-//! Accounts and profiles: registration, login with Argon2id password hashes, and the public
-//! profile (display name, avatar file id, bio).
+//! Accounts: registration, login with Argon2id password hashes ([`crate::passwords`]), and
+//! reading and changing the public profile ([`crate::profiles`]).
 //!
 //! Login does the same work whether the username exists or not: an unknown user is checked
 //! against a dummy hash made with the same cost at startup, and both failures return
@@ -8,140 +8,14 @@
 
 use std::time::Instant;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use serde::Serialize;
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::{is_unique_violation, StoreError};
+use crate::profiles::{profile_from_row, Profile, ProfileUpdate, PROFILE_COLUMNS};
 use crate::ratelimit::LoginLimiter;
 use crate::sessions::Session;
-use crate::store::{HashCost, Store, UserId};
+use crate::store::{Store, UserId};
 use crate::validate;
-
-/// A user as others see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Profile {
-    pub id: UserId,
-    /// As registered (case kept); unique ignoring case.
-    pub username: String,
-    pub display_name: String,
-    /// A file id in the file store, if the user set an avatar.
-    pub avatar_file_id: Option<String>,
-    pub bio: String,
-    /// Unix milliseconds.
-    pub created_at: i64,
-}
-
-/// A partial profile change: `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProfileUpdate {
-    /// 1..=64 characters after trimming.
-    pub display_name: Option<String>,
-    /// `Some(None)` removes the avatar.
-    pub avatar_file_id: Option<Option<String>>,
-    /// 0..=500 characters after trimming.
-    pub bio: Option<String>,
-}
-
-/// Columns read by [`profile_from_row`], for a table aliased `u`.
-pub(crate) const PROFILE_COLUMNS: &str =
-    "u.id, u.username, u.display_name, u.avatar_file_id, u.bio, u.created_at";
-
-pub(crate) fn profile_from_row(row: &AnyRow) -> Result<Profile, StoreError> {
-    Ok(Profile {
-        id: UserId(row.try_get("id")?),
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        avatar_file_id: row.try_get("avatar_file_id")?,
-        bio: row.try_get("bio")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// Argon2id hashing off the async threads, plus the dummy hash for unknown users.
-pub(crate) struct Passwords {
-    argon: Argon2<'static>,
-    params: Params,
-    dummy_hash: String,
-}
-
-impl Passwords {
-    pub(crate) async fn new(cost: HashCost) -> Result<Self, StoreError> {
-        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
-            .map_err(|e| StoreError::Config(format!("argon2 parameters: {e}")))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let mut p = Passwords {
-            argon,
-            params,
-            dummy_hash: String::new(),
-        };
-        let random: [u8; 16] = rand::random();
-        let dummy: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        p.dummy_hash = p.hash(dummy).await?;
-        Ok(p)
-    }
-
-    pub(crate) async fn hash(&self, password: String) -> Result<String, StoreError> {
-        let argon = self.argon.clone();
-        blocking(move || {
-            let salt: [u8; 16] = rand::random();
-            let salt = SaltString::encode_b64(&salt).map_err(internal)?;
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(internal)
-        })
-        .await
-    }
-
-    /// Verifies against `hash`, or against the dummy hash when `hash` is `None`; the work is
-    /// the same either way. False for `None` whatever the password.
-    pub(crate) async fn verify(
-        &self,
-        password: String,
-        hash: Option<String>,
-    ) -> Result<bool, StoreError> {
-        let argon = self.argon.clone();
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        blocking(move || {
-            // A stored hash that does not parse is a failed login, not a crash.
-            let ok = PasswordHash::new(&hash)
-                .map(|h| argon.verify_password(password.as_bytes(), &h).is_ok())
-                .unwrap_or(false);
-            Ok(ok && known)
-        })
-        .await
-    }
-
-    /// True when `hash` was made with other parameters than the current ones.
-    fn needs_rehash(&self, hash: &str) -> bool {
-        PasswordHash::new(hash)
-            .ok()
-            .and_then(|h| {
-                let same_alg = h.algorithm == Algorithm::Argon2id.ident();
-                Params::try_from(&h).ok().map(|p| {
-                    !same_alg
-                        || p.m_cost() != self.params.m_cost()
-                        || p.t_cost() != self.params.t_cost()
-                        || p.p_cost() != self.params.p_cost()
-                })
-            })
-            .unwrap_or(true)
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(e.to_string())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(internal)?
-}
 
 impl Store {
     /// Creates an account. The display name starts as the username.

@@ -1,9 +1,10 @@
 //! The one error type of the messaging store, [`StoreError`].
 //!
 //! Every variant has a stable machine code ([`StoreError::code`]) that clients may switch on
-//! and a suggested HTTP status ([`StoreError::status`]), so the HTTP/WebSocket layer maps
-//! errors in one place. Internal failures (database, hashing) all share the code `internal`
-//! and their details are meant for the log, not for the client.
+//! and a kind ([`StoreError::kind`], an [`ErrorKind`]: invalid input, not found, conflict, ...)
+//! from which the HTTP/WebSocket layer picks its status or close code in one place; no HTTP
+//! here. Internal failures (database, hashing) all share the code `internal` and their
+//! details are meant for the log, not for the client.
 
 use std::time::Duration;
 
@@ -159,8 +160,8 @@ impl StoreError {
         }
     }
 
-    /// The HTTP status the HTTP layer should answer with.
-    pub fn status(&self) -> u16 {
+    /// What kind of refusal or failure this is.
+    pub fn kind(&self) -> ErrorKind {
         use StoreError::*;
         match self {
             InvalidUsername
@@ -169,11 +170,11 @@ impl StoreError {
             | EmptyMessage
             | CannotFriendSelf
             | CannotChatSelf
-            | NotGroup => 400,
+            | NotGroup => ErrorKind::Invalid,
             BadCredentials | InvalidRefreshToken | RefreshTokenExpired | RefreshTokenRevoked
-            | RefreshTokenReused => 401,
+            | RefreshTokenReused => ErrorKind::Unauthenticated,
             NotMember | NotAdmin | NotAuthor | CannotRemoveCreator | FileForbidden
-            | NotFileOwner => 403,
+            | NotFileOwner => ErrorKind::Forbidden,
             UserNotFound
             | FriendRequestNotFound
             | NotFriends
@@ -181,23 +182,47 @@ impl StoreError {
             | MessageNotFound
             | ChatNotFound
             | FileNotFound
-            | UploadNotFound => 404,
+            | UploadNotFound => ErrorKind::NotFound,
             UsernameTaken
             | AlreadyFriends
             | FriendRequestExists
             | AlreadyMember
-            | GroupFull { .. } => 409,
-            MessageDeleted => 410,
-            MessageTooLong { .. } => 413,
-            RateLimited { .. } => 429,
-            Config(_) | Database(_) | Migrate(_) | Internal(_) => 500,
+            | GroupFull { .. } => ErrorKind::Conflict,
+            MessageDeleted => ErrorKind::Gone,
+            MessageTooLong { .. } => ErrorKind::TooLarge,
+            RateLimited { .. } => ErrorKind::RateLimited,
+            Config(_) | Database(_) | Migrate(_) | Internal(_) => ErrorKind::Internal,
         }
     }
 
     /// True for failures of the server rather than of the request (log these).
     pub fn is_internal(&self) -> bool {
-        self.status() >= 500
+        self.kind() == ErrorKind::Internal
     }
+}
+
+/// The kinds of refusal and failure the messaging errors fall into: what a door needs to pick
+/// its answer (an HTTP status, a close code) without knowing every variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule of the input.
+    Invalid,
+    /// Credentials or a refresh token are wrong, expired or revoked.
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    /// What the request names does not exist (or is not visible to the caller).
+    NotFound,
+    /// The request conflicts with the current state (taken, already, full, stale).
+    Conflict,
+    /// It existed and was deleted.
+    Gone,
+    /// The input is larger than allowed.
+    TooLarge,
+    /// Too many attempts; retry later.
+    RateLimited,
+    /// A failure of the server, not of the request.
+    Internal,
 }
 
 /// Whole seconds, rounded up, at least 1 (for `Retry-After`).
@@ -215,7 +240,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_snake_case_and_statuses_sane() {
+    fn codes_are_snake_case_and_kinds_sane() {
         let all = [
             StoreError::InvalidUsername,
             StoreError::BadCredentials,
@@ -228,9 +253,8 @@ mod tests {
         ];
         for e in &all {
             assert!(e.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
-            assert!((400..600).contains(&e.status()));
         }
-        assert_eq!(StoreError::NotMember.status(), 403);
+        assert_eq!(StoreError::NotMember.kind(), ErrorKind::Forbidden);
         assert!(StoreError::Internal("x".into()).is_internal());
         assert!(all[2].to_string().contains("retry in 2 s"));
         assert_eq!(ceil_secs(Duration::ZERO), 1);

@@ -5,10 +5,10 @@
 
 use sqlx::any::AnyRow;
 
-use crate::accounts::{profile_from_row, PROFILE_COLUMNS};
 use crate::chats::{chat_from_row, CHAT_COLUMNS};
 use crate::error::StoreError;
 use crate::messages::{message_from_row, MESSAGE_COLUMNS};
+use crate::profiles::{profile_from_row, PROFILE_COLUMNS};
 use crate::store::Store;
 use crate::{Chat, Message, Profile};
 

@@ -21,7 +21,8 @@ use crate::store::{ChatId, Store, UserId};
 use crate::validate;
 
 /// A stored file as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileRecord {
     /// Server-generated id (also the blob id).
     pub id: String,

@@ -6,12 +6,13 @@
 
 use serde::Serialize;
 
-use crate::accounts::{profile_from_row, Profile, PROFILE_COLUMNS};
 use crate::error::{is_unique_violation, StoreError};
+use crate::profiles::{profile_from_row, Profile, PROFILE_COLUMNS};
 use crate::store::{Store, UserId, WriteTx};
 
 /// What [`Store::request_friend`] led to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FriendRequestOutcome {
     /// The request waits for the other user.

@@ -1,6 +1,6 @@
 //! # messaging: accounts, tokens, friends, chats and messages; the bus, presence and search
 //!
-//! Six parts:
+//! Seven parts:
 //!
 //! - [`auth`]: the one token model every GAX door checks, a JWT whose grants say which call
 //!   room a holder may enter and whether it may chat or upload.
@@ -17,21 +17,28 @@
 //! - Watch parties ([`watch`], [`watch_rooms`], [`watch_live`]): the playback state machine
 //!   (sans-IO: play, pause, seek, rate against a version, on the server's clock), rooms and
 //!   members in the store, and the live state in process or in Redis (compare-and-set).
+//! - [`Service`] ([`service`]): the use cases the doors call, with no HTTP in them: writes that
+//!   others must hear of (commit, then publish), the watch-party control path, and the file
+//!   upload saga ([`service::files`]: blob, record, compensating delete). [`Backends`] holds a
+//!   node's bus, presence and live watch states, in process or on Redis (the binary chooses).
 //!
 //! ```text
 //!  HTTP / WebSocket layer (elsewhere)
 //!        │  user id from the access token (auth::Claims, sub = "user:<id>")
 //!        ▼
-//!  Store ── accounts.rs  register, login (argon2id), profiles      ┐
+//!  Service (service/) ── store first, then publish; watch controls; file uploads
+//!        ▼
+//!  Store ── accounts.rs  register, login (argon2id: passwords.rs)  ┐
+//!        ── profiles.rs  the public profile                         │
 //!        ── sessions.rs  refresh tokens: rotate, reuse detection   │ one pool,
 //!        ── friends.rs   requests, accept/decline, lists            │ SQLite or
 //!        ── chats.rs     direct + group chats, members, receipts    │ Postgres
 //!        ── messages.rs  send (seq, idempotency), edit, delete, history │
 //!        ── files.rs     file records, who may read them, uploads   │
 //!        ── watch_rooms.rs  watch-party rooms, members and roles     ┘
-//!        │  after a write, the caller publishes what changed
+//!        │  after a write, the Service publishes what changed
 //!        ▼
-//!  Bus (bus.rs) ──► delivery to clients (elsewhere), on every node
+//!  Bus (bus/: event, in_process, redis) ──► delivery to clients (elsewhere), on every node
 //!               ──► Indexer ──► SearchIndex (search.rs) ◄── search(viewer, "words")
 //!  Presence (presence.rs) ── heartbeat / disconnect / sweep ──► Bus (Presence events)
 //!  LoginLimiter (ratelimit.rs): failures per username and per client, in memory
@@ -81,13 +88,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Store errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and a
-//! suggested [`StoreError::status`]; the bus, presence and search have their own
-//! ([`BusError`], [`PresenceError`], [`SearchError`]). Inputs are checked by [`validate`];
-//! nothing panics on bad input. Watch parties answer [`WatchError`] (same `code`/`status`).
+//! Store errors are one enum, [`StoreError`], with a stable [`StoreError::code`] and an
+//! [`ErrorKind`] ([`StoreError::kind`]) from which a door picks its HTTP status or close code;
+//! the bus, presence and search have their own ([`BusError`], [`PresenceError`],
+//! [`SearchError`]). Inputs are checked by [`validate`]; nothing panics on bad input. Watch
+//! parties answer [`WatchError`] (same `code`/`kind`).
 
 pub mod accounts;
 pub mod auth;
+pub mod backends;
 pub mod bus;
 pub mod chats;
 pub mod error;
@@ -95,9 +104,12 @@ pub mod export;
 pub mod files;
 pub mod friends;
 pub mod messages;
+pub mod passwords;
 pub mod presence;
+pub mod profiles;
 pub mod ratelimit;
 pub mod search;
+pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod validate;
@@ -105,20 +117,21 @@ pub mod watch;
 pub mod watch_live;
 pub mod watch_rooms;
 
-pub use accounts::{Profile, ProfileUpdate};
+pub use backends::{BackendError, Backends};
 pub use bus::{Bus, BusError, Envelope, Event, NodeId, Position, RedisBusOptions, Subscription};
 pub use chats::{Chat, ChatKind, ChatMember, ChatSummary, Role};
-pub use error::StoreError;
+pub use error::{ErrorKind, StoreError};
 pub use files::{FileRecord, NewFile, UploadRecord};
 pub use friends::FriendRequestOutcome;
 pub use messages::{Message, NewMessage, Sent};
+pub use passwords::HashCost;
 pub use presence::{Presence, PresenceChange, PresenceError};
+pub use profiles::{Profile, ProfileUpdate};
 pub use ratelimit::LoginLimiter;
 pub use search::{Hit, Indexer, IndexerOptions, Item, SearchError, SearchIndex, Snippet, Viewer};
+pub use service::Service;
 pub use sessions::Session;
-pub use store::{
-    Backend, ChatId, Clock, HashCost, MessageId, Store, StoreConfig, SystemClock, UserId,
-};
+pub use store::{Backend, ChatId, Clock, MessageId, Store, StoreConfig, SystemClock, UserId};
 pub use watch::{Control, Playback, Source, WatchError, WatchEvent, WatchMember, WatchRole};
 pub use watch_live::PlaybackStore;
 pub use watch_rooms::WatchRoom;

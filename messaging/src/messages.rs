@@ -59,7 +59,8 @@ impl NewMessage {
 }
 
 /// A stored message (also carried on the bus, hence `Deserialize`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: MessageId,
     pub chat: ChatId,
@@ -84,7 +85,8 @@ impl Message {
 }
 
 /// What [`Store::send_message`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sent {
     pub message: Message,
     /// True when this was a retry of an already stored message (nothing new was stored; do

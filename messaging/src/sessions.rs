@@ -15,9 +15,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::accounts::Profile;
 use crate::auth::Claims;
 use crate::error::StoreError;
+use crate::profiles::Profile;
 use crate::store::{Store, UserId, WriteTx};
 
 /// What a login or a refresh hands the client.

@@ -26,7 +26,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StoreError;
+use crate::error::{ErrorKind, StoreError};
 use crate::UserId;
 
 /// How far ahead of the command a play or resume is scheduled, in milliseconds: enough for
@@ -46,7 +46,8 @@ pub const CHAT_MAX: usize = 1000;
 pub const REACTION_MAX: usize = 16;
 
 /// What a room plays: an http(s) URL, or a file uploaded to GAX (its file id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged, try_from = "SourceWire")]
 pub enum Source {
     /// `{"url": "https://…"}`
@@ -112,7 +113,8 @@ impl Source {
 
 /// The authoritative player state of one room. Times are Unix milliseconds of the server
 /// clock; positions and durations are seconds of media time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Playback {
     /// Bumped by every accepted control.
     pub version: u64,
@@ -162,7 +164,8 @@ impl Playback {
 }
 
 /// A command of a host or controller.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Control {
     /// Start or resume, [`LEAD_MS`] from now.
@@ -248,7 +251,8 @@ pub fn apply(
 }
 
 /// A member's part in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WatchRole {
     /// Created the room; always controls; invites and grants.
@@ -284,7 +288,8 @@ impl WatchRole {
 }
 
 /// A room member as others see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WatchMember {
     pub user: UserId,
     pub display_name: String,
@@ -394,23 +399,25 @@ impl WatchError {
         }
     }
 
-    /// The HTTP status to answer with.
-    pub fn status(&self) -> u16 {
+    /// What kind of refusal or failure this is.
+    pub fn kind(&self) -> ErrorKind {
         use WatchError::*;
         match self {
-            SeekOutOfRange { .. } | BadRate { .. } | NotFinite | BadSource(_) | BadInput(_) => 400,
-            NotController | NotHost | NotMember | HostRole => 403,
-            RoomNotFound | UserNotFound => 404,
-            StaleVersion { .. } => 409,
-            RateLimited => 429,
-            Store(e) => e.status(),
-            Live(_) | Internal(_) => 500,
+            SeekOutOfRange { .. } | BadRate { .. } | NotFinite | BadSource(_) | BadInput(_) => {
+                ErrorKind::Invalid
+            }
+            NotController | NotHost | NotMember | HostRole => ErrorKind::Forbidden,
+            RoomNotFound | UserNotFound => ErrorKind::NotFound,
+            StaleVersion { .. } => ErrorKind::Conflict,
+            RateLimited => ErrorKind::RateLimited,
+            Store(e) => e.kind(),
+            Live(_) | Internal(_) => ErrorKind::Internal,
         }
     }
 
     /// True for failures of the server rather than of the request.
     pub fn is_internal(&self) -> bool {
-        self.status() >= 500
+        self.kind() == ErrorKind::Internal
     }
 }
 
@@ -476,10 +483,17 @@ mod tests {
         let code = |c: Control, v: u64| apply(&s, &c, v, 20_000).unwrap_err();
         let stale = code(Control::Play, 0);
         assert!(matches!(stale, WatchError::StaleVersion { current: 1 }));
-        assert_eq!((stale.code(), stale.status()), ("stale_version", 409));
+        assert_eq!(
+            (stale.code(), stale.kind()),
+            ("stale_version", ErrorKind::Conflict)
+        );
         for bad in [-0.5, 60.01, 1e9] {
             let e = code(Control::Seek { position: bad }, 1);
-            assert_eq!((e.code(), e.status()), ("seek_out_of_range", 400), "{bad}");
+            assert_eq!(
+                (e.code(), e.kind()),
+                ("seek_out_of_range", ErrorKind::Invalid),
+                "{bad}"
+            );
         }
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert_eq!(

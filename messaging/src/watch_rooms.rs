@@ -19,7 +19,8 @@ use crate::validate;
 use crate::watch::{Source, WatchError, WatchMember, WatchRole};
 
 /// A watch room's record.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WatchRoom {
     pub id: String,
     pub host: UserId,

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use messaging::auth::TokenKeys;
 use messaging::{
-    Backend, ChatId, ChatKind, Clock, FriendRequestOutcome, HashCost, LoginLimiter, NewFile,
-    NewMessage, ProfileUpdate, Role, Store, StoreConfig, StoreError, UserId,
+    Backend, ChatId, ChatKind, Clock, ErrorKind, FriendRequestOutcome, HashCost, LoginLimiter,
+    NewFile, NewMessage, ProfileUpdate, Role, Store, StoreConfig, StoreError, UserId,
 };
 use sqlx::{AnyConnection, Connection, Executor, Row};
 
@@ -262,8 +262,8 @@ async fn register_and_login(env: Env) {
     assert!(matches!(wrong, StoreError::BadCredentials));
     assert!(matches!(unknown, StoreError::BadCredentials));
     assert_eq!(
-        (wrong.code(), wrong.status()),
-        (unknown.code(), unknown.status())
+        (wrong.code(), wrong.kind()),
+        (unknown.code(), unknown.kind())
     );
     assert_eq!(wrong.to_string(), unknown.to_string());
     assert_eq!(code(s.login("alice", "").await), "bad_credentials");
@@ -345,8 +345,8 @@ async fn login_limiter_blocks_guessing(env: Env) {
         StoreError::RateLimited {
             retry_after: Duration::ZERO
         }
-        .status(),
-        429
+        .kind(),
+        ErrorKind::RateLimited
     );
     // The guessing client is limited for other usernames too.
     env.user("other").await;
@@ -438,7 +438,7 @@ async fn refresh_rotates_and_detects_reuse(env: Env) {
         assert_eq!(code(s.refresh(bad).await), "refresh_invalid");
     }
     let e = s.refresh("nope").await.unwrap_err();
-    assert_eq!(e.status(), 401);
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
 
     // Only hashes are stored.
     let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM refresh_tokens WHERE token_hash = $1")
@@ -833,8 +833,8 @@ async fn message_validation_stores_nothing(env: Env) {
     assert_eq!(s.chat(jo, chat).await.unwrap().last_seq, 0);
     assert!(s.messages_after(jo, chat, 0, 10).await.unwrap().is_empty());
     assert_eq!(
-        StoreError::MessageTooLong { max: 4000 }.status(),
-        413,
+        StoreError::MessageTooLong { max: 4000 }.kind(),
+        ErrorKind::TooLarge,
         "oversized maps to Payload Too Large"
     );
 

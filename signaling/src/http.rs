@@ -1,72 +1,20 @@
 //! Plain HTTP routes: health, Prometheus metrics, the development token endpoint, the embedded
-//! web client, and JSON errors for everything else.
+//! web client, and the JSON 404 for everything else.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Json;
 use messaging::auth::Claims;
 use serde::Deserialize;
 
+use crate::app::App;
+use crate::error::{ApiError, ErrorBody};
 use crate::metrics::head;
-use crate::App;
-
-/// An HTTP error: status plus a JSON body `{"error": code, "message": text}`.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    Internal(String),
-    /// An error with its own status and stable code (e.g. from the messaging store).
-    #[error("{message}")]
-    Coded {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-    },
-}
-
-impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ApiError::Coded { status, code, .. } => (*status, code),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.parts();
-        let body = serde_json::json!({ "error": code, "message": self.to_string() });
-        (status, Json(body)).into_response()
-    }
-}
-
-/// The token from `Authorization: Bearer <token>`, if any.
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
-}
 
 /// Liveness: `{"status": "ok"}` while the server runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -144,7 +92,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let _ = writeln!(
         out,
         "gax_watch_viewers {}",
-        app.messenger.watch.hub.viewers()
+        app.messenger.watch_hub.viewers()
     );
     crate::metrics::sessions(&mut out, &app.sfu.session_stats().await);
     (
@@ -169,8 +117,8 @@ pub struct DevTokenQuery {
     params(("room" = String, Query, description = "The call room"),
         ("name" = Option<String>, Query, description = "Display name")),
     responses((status = 200, description = "`{token, room, name}`"),
-        (status = 400, body = crate::api::ErrorBody),
-        (status = 404, description = "Not in development mode", body = crate::api::ErrorBody)))]
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Not in development mode", body = ErrorBody)))]
 pub async fn dev_token(
     State(app): State<Arc<App>>,
     query: Result<Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,

@@ -1,27 +1,22 @@
-//! The messenger's moving parts on one node, and its write path.
+//! The messenger's moving parts on one node.
 //!
 //! [`Messenger`] holds the event bus (in process, or Redis when configured, so several nodes
-//! share it), presence, the search index with its indexer, the [`Hub`] that delivers
-//! events to this node's open sessions, and the watch party's live states and viewers
-//! ([`Watch`]). One task pumps the bus into the hubs.
-//!
-//! The write path (the `App` methods below) always stores first and announces after: an
-//! event is published only once the change is committed, so nothing is delivered that could
-//! be lost, and a message is acknowledged to its sender only once durable. REST handlers and
-//! the `/ws` messenger session both write through here.
+//! share it), presence, the search index with its indexer, the watch party's live states,
+//! and the two hubs that deliver events to this node's open sessions ([`Hub`] for messenger
+//! sessions, [`WatchHub`] for watch viewers). One task pumps the bus into the hubs. The write
+//! path (commit, then publish) is [`messaging::Service`]'s, built on the same bus.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use messaging::bus::{Bus, BusError, Event};
-use messaging::presence::{Presence, DEFAULT_TTL};
+use messaging::presence::Presence;
 use messaging::search::{Indexer, SearchIndex};
-use messaging::{ChatId, Message, NewMessage, Sent, StoreError, UserId};
+use messaging::{Backends, StoreError};
 
-use crate::hub::Hub;
-use crate::watch_ws::Watch;
-use crate::App;
+use crate::hub::chat::Hub;
+use crate::hub::watch::WatchHub;
 
 /// How often expired presence is swept (a connection that vanished without a goodbye).
 const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
@@ -31,16 +26,14 @@ const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
 pub enum MessengerError {
     #[error("event bus: {0}")]
     Bus(#[from] BusError),
-    #[error("presence: {0}")]
-    Presence(#[from] messaging::presence::PresenceError),
+    #[error(transparent)]
+    Backend(#[from] messaging::BackendError),
     #[error("search index: {0}")]
     Search(#[from] messaging::search::SearchError),
     #[error("reading the store for the search index: {0}")]
     Store(#[from] StoreError),
     #[error("search index task: {0}")]
     Task(String),
-    #[error("watch party state: {0}")]
-    Watch(#[from] messaging::WatchError),
 }
 
 /// Bus, presence, search and live delivery of one node.
@@ -49,54 +42,64 @@ pub struct Messenger {
     pub presence: Presence,
     pub search: SearchIndex,
     pub hub: Arc<Hub>,
-    /// Watch rooms: live playback states (in process or Redis) and this node's viewers.
-    pub watch: Arc<Watch>,
+    /// Watch rooms' live playback states (in process or Redis).
+    pub playback: Arc<messaging::PlaybackStore>,
+    /// This node's watch viewers, by room.
+    pub watch_hub: Arc<WatchHub>,
     indexer: std::sync::Mutex<Option<Indexer>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Messenger {
-    /// Starts the messenger: on Redis (`redis_url`, keys under `prefix`) when given, else in
-    /// process; the search index lives in `data_dir/search`.
-    ///
-    /// With the in-process bus nothing replays what the index missed (a process killed after
-    /// a database commit but before the index's next commit, or a fresh index), so the index
-    /// is brought up to date from the store here, before the node serves anyone. On Redis the
-    /// indexer resumes from its last committed stream position instead.
+    /// [`Messenger::with_backends`] on Redis (`redis_url`, keys under `prefix`) when given,
+    /// else in process. For tools that run a whole server in one process (bench's
+    /// `chatload`); `gax serve` chooses its backends in its own wiring.
     pub async fn start(
         data_dir: &Path,
         redis_url: Option<&str>,
         prefix: &str,
         store: &messaging::Store,
     ) -> Result<Messenger, MessengerError> {
-        let (bus, presence, playback) = match redis_url {
-            Some(url) => (
-                Bus::redis(url, prefix).await?,
-                Presence::redis(url, prefix, DEFAULT_TTL).await?,
-                messaging::PlaybackStore::redis(url, prefix).await?,
-            ),
-            None => (
-                Bus::in_process(),
-                Presence::in_process(DEFAULT_TTL),
-                messaging::PlaybackStore::in_process(),
-            ),
+        let backends = match redis_url {
+            Some(url) => Backends::redis(url, prefix).await?,
+            None => Backends::in_process(),
         };
-        let watch = Arc::new(Watch::new(playback));
+        Messenger::with_backends(data_dir, backends, store).await
+    }
+
+    /// Starts the messenger on `backends`; the search index lives in `data_dir/search`.
+    ///
+    /// With the in-process bus nothing replays what the index missed (a process killed after
+    /// a database commit but before the index's next commit, or a fresh index), so the index
+    /// is brought up to date from the store here, before the node serves anyone. On Redis the
+    /// indexer resumes from its last committed stream position instead.
+    pub async fn with_backends(
+        data_dir: &Path,
+        backends: Backends,
+        store: &messaging::Store,
+    ) -> Result<Messenger, MessengerError> {
+        let Backends {
+            bus,
+            presence,
+            playback,
+        } = backends;
+        let playback = Arc::new(playback);
+        let watch_hub = Arc::new(WatchHub::default());
         let presence = presence.publishing_to(bus.clone());
         let search = SearchIndex::open_in_dir(&data_dir.join("search"))?;
-        if redis_url.is_none() {
+        if !bus.has_history() {
             reindex(store, &search).await?;
         }
         let indexer = Indexer::start(search.clone(), &bus).await?;
         let hub = Arc::new(Hub::default());
         let mut subscription = bus.subscribe().await?;
         let pump_hub = hub.clone();
-        let pump_watch = watch.clone();
+        let pump_watch = watch_hub.clone();
         let pump = tokio::spawn(async move {
             loop {
                 match subscription.next().await {
                     Ok(envelope) => match envelope.event {
-                        Event::Watch { room, event } => pump_watch.hub.dispatch(&room, event),
+                        Event::Watch { room, event } => pump_watch.dispatch(&room, event),
                         event => pump_hub.dispatch(event),
                     },
                     Err(BusError::Lagged { missed }) => {
@@ -104,7 +107,7 @@ impl Messenger {
                         // watch viewers re-read their room's state.
                         tracing::warn!(?missed, "event bus lagged; messenger sessions resume");
                         pump_hub.drop_all();
-                        pump_watch.hub.resync_all();
+                        pump_watch.resync_all();
                     }
                     Err(e) if e.is_final() => return,
                     Err(e) => {
@@ -120,7 +123,8 @@ impl Messenger {
             presence,
             search,
             hub,
-            watch,
+            playback,
+            watch_hub,
             indexer: std::sync::Mutex::new(Some(indexer)),
             tasks: std::sync::Mutex::new(vec![pump, sweeper]),
         })
@@ -213,121 +217,5 @@ where
             Some(last) => after = id(last),
             None => return Ok(n),
         }
-    }
-}
-
-impl App {
-    /// Publishes an event after the change it announces was committed. A failure to publish
-    /// is logged, not returned: the change is stored, and clients catch up from the store.
-    pub async fn publish(&self, event: Event) {
-        if let Err(e) = self.messenger.bus.publish(&event).await {
-            tracing::warn!(
-                "publishing {:?} failed: {e}",
-                std::mem::discriminant(&event)
-            );
-        }
-    }
-
-    /// Stores a message, then announces it; a retry with the same client key returns the
-    /// original and announces nothing.
-    pub async fn send(
-        &self,
-        me: UserId,
-        chat: ChatId,
-        message: NewMessage,
-    ) -> Result<Sent, StoreError> {
-        let sent = self.store.send_message(me, chat, message).await?;
-        if !sent.duplicate {
-            self.publish(Event::MessageCreated {
-                message: sent.message.clone(),
-            })
-            .await;
-            for file in &sent.message.attachments {
-                self.file_shared(file).await;
-            }
-        }
-        Ok(sent)
-    }
-
-    /// Tells the search index who may now find a file (it was attached in another chat).
-    async fn file_shared(&self, id: &str) {
-        let (file, chats) = match (self.store.file(id).await, self.store.file_chats(id).await) {
-            (Ok(file), Ok(chats)) => (file, chats),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!("reading shared file {id} for the index: {e}");
-                return;
-            }
-        };
-        self.publish(Event::FileAdded {
-            file_id: file.id,
-            owner: file.owner,
-            name: file.name,
-            chats,
-        })
-        .await;
-    }
-
-    /// Moves the caller's read mark forward and tells the chat; returns where it stands.
-    pub async fn mark_read(&self, me: UserId, chat: ChatId, seq: i64) -> Result<i64, StoreError> {
-        let seq = self.store.mark_read(me, chat, seq).await?;
-        self.publish(Event::ReadUpTo {
-            chat,
-            user: me,
-            seq,
-        })
-        .await;
-        Ok(seq)
-    }
-
-    /// A chat was created, renamed or its members changed (by `me`): announce it as it is
-    /// now. Read without a membership check: whoever just left must hear of it too.
-    pub async fn chat_changed(&self, me: UserId, chat: ChatId) {
-        let view = async {
-            let c = self.store.chat_as_system(chat).await?;
-            let members = self.store.members_as_system(chat).await?;
-            Ok::<_, StoreError>((c, members))
-        };
-        match view.await {
-            Ok((c, members)) => {
-                self.publish(Event::ChatChanged {
-                    chat,
-                    members,
-                    title: c.title,
-                })
-                .await
-            }
-            Err(e) => tracing::warn!(user = me.0, chat = chat.0, "chat change not announced: {e}"),
-        }
-    }
-
-    /// A message was edited or deleted: announce it.
-    pub async fn message_changed(&self, message: &Message, deleted: bool) {
-        let event = match deleted {
-            true => Event::MessageDeleted {
-                chat: message.chat,
-                seq: message.seq,
-                message: message.id,
-            },
-            false => Event::MessageEdited {
-                message: message.clone(),
-            },
-        };
-        self.publish(event).await;
-    }
-
-    /// Friendship between two users changed: their sessions reload their friend lists.
-    pub async fn friends_changed(&self, a: UserId, b: UserId) {
-        self.publish(Event::FriendsChanged { users: vec![a, b] })
-            .await;
-    }
-
-    /// A user registered or changed their profile (for search).
-    pub async fn user_changed(&self, profile: &messaging::Profile) {
-        self.publish(Event::UserChanged {
-            user: profile.id,
-            username: profile.username.clone(),
-            display_name: profile.display_name.clone(),
-        })
-        .await;
     }
 }

@@ -16,8 +16,7 @@
 //! media never connects within the media timeout; everything it held is freed then. Trickle
 //! ICE (`PATCH`) is not supported: 405 with `Allow: DELETE`, as RFC 9725 asks.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -26,50 +25,15 @@ use axum::response::{IntoResponse, Response};
 use sfu_core::{Grants, PeerEvent};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::http::{bearer_token, ApiError};
+use crate::app::App;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::bearer_token;
+use crate::participant::Departure;
 use crate::protocol::{ParticipantInfo, ServerMessage, Track};
-use crate::ws::Departure;
-use crate::App;
+use crate::whip_sessions::{Protocol, Session};
 
 /// Largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
-
-/// Which protocol a session came from (its URLs differ).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Whip,
-    Whep,
-}
-
-struct Session {
-    protocol: Protocol,
-    room: String,
-    /// The token subject that created it (only it may end it).
-    owner: String,
-    stop: oneshot::Sender<()>,
-}
-
-/// The live WHIP and WHEP sessions, by id.
-#[derive(Default)]
-pub struct WhipSessions {
-    map: Mutex<HashMap<String, Session>>,
-}
-
-impl WhipSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Number of live sessions.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// True when no session is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 fn checked_claims(app: &App, headers: &HeaderMap) -> Result<messaging::auth::Claims, ApiError> {
     let token = bearer_token(headers)
@@ -101,11 +65,11 @@ fn room_claims(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The SDP answer; `Location` is the session URL", body = String, content_type = "application/sdp"),
-        (status = 400, description = "No media, unparsable, or nothing receivable", body = crate::api::ErrorBody),
-        (status = 401, body = crate::api::ErrorBody),
-        (status = 403, description = "Another room, or no publish grant", body = crate::api::ErrorBody),
-        (status = 413, body = crate::api::ErrorBody),
-        (status = 415, body = crate::api::ErrorBody),
+        (status = 400, description = "No media, unparsable, or nothing receivable", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Another room, or no publish grant", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
     ))]
 pub async fn publish(
     State(app): State<Arc<App>>,
@@ -139,12 +103,12 @@ pub struct PlayQuery {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The SDP answer; `Location` is the session URL", body = String, content_type = "application/sdp"),
-        (status = 400, description = "No media, unparsable, nothing receivable, or an unknown layer", body = crate::api::ErrorBody),
-        (status = 401, body = crate::api::ErrorBody),
-        (status = 403, description = "Another room, or no subscribe grant", body = crate::api::ErrorBody),
-        (status = 404, description = "No such participant in the room", body = crate::api::ErrorBody),
-        (status = 413, body = crate::api::ErrorBody),
-        (status = 415, body = crate::api::ErrorBody),
+        (status = 400, description = "No media, unparsable, nothing receivable, or an unknown layer", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Another room, or no subscribe grant", body = ErrorBody),
+        (status = 404, description = "No such participant in the room", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
     ))]
 pub async fn play(
     State(app): State<Arc<App>>,
@@ -348,9 +312,9 @@ async fn start(
 #[utoipa::path(delete, path = "/whip/{room}/{session}", tag = "calls",
     params(("room" = String, Path), ("session" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Ended"), (status = 401, body = crate::api::ErrorBody),
-        (status = 403, description = "Someone else's session", body = crate::api::ErrorBody),
-        (status = 404, body = crate::api::ErrorBody)))]
+    responses((status = 200, description = "Ended"), (status = 401, body = ErrorBody),
+        (status = 403, description = "Someone else's session", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn stop(
     State(app): State<Arc<App>>,
     Path((room, session)): Path<(String, String)>,
@@ -363,9 +327,9 @@ pub async fn stop(
 #[utoipa::path(delete, path = "/whep/{room}/{participant}/{session}", tag = "calls",
     params(("room" = String, Path), ("participant" = String, Path), ("session" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Ended"), (status = 401, body = crate::api::ErrorBody),
-        (status = 403, description = "Someone else's session", body = crate::api::ErrorBody),
-        (status = 404, body = crate::api::ErrorBody)))]
+    responses((status = 200, description = "Ended"), (status = 401, body = ErrorBody),
+        (status = 403, description = "Someone else's session", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn stop_playing(
     State(app): State<Arc<App>>,
     Path((room, _participant, session)): Path<(String, String, String)>,
@@ -378,7 +342,7 @@ pub async fn stop_playing(
 /// 9725 §4.3.1) 405 with `Allow: DELETE`; offers must carry their candidates.
 #[utoipa::path(patch, path = "/whip/{room}/{session}", tag = "calls",
     params(("room" = String, Path), ("session" = String, Path)),
-    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported", body = crate::api::ErrorBody)))]
+    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported", body = ErrorBody)))]
 pub async fn trickle() -> Response {
     no_trickle()
 }
@@ -386,7 +350,7 @@ pub async fn trickle() -> Response {
 /// `PATCH /whep/{room}/{participant}/{session}`: as for WHIP, 405 (no trickle ICE).
 #[utoipa::path(patch, path = "/whep/{room}/{participant}/{session}", tag = "calls",
     params(("room" = String, Path), ("participant" = String, Path), ("session" = String, Path)),
-    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported", body = crate::api::ErrorBody)))]
+    responses((status = 405, description = "Trickle ICE and ICE restarts are not supported", body = ErrorBody)))]
 pub async fn trickle_playing() -> Response {
     no_trickle()
 }

@@ -1,6 +1,6 @@
 //! The messenger session on `/ws` (protocol in docs/protocol.md, "GAX messenger session"):
 //! a connection whose first message is `hello` belongs to one signed-in user. It resumes what
-//! the client missed from the store, then delivers live events from the [`crate::hub::Hub`]
+//! the client missed from the store, then delivers live events from the [`crate::hub::chat::Hub`]
 //! and takes sends, typing and read marks.
 //!
 //! Exactly-once on one connection: live events and the catch-up from the store may overlap (a
@@ -17,8 +17,9 @@ use messaging::messages::PAGE_MAX;
 use messaging::{ChatId, ChatSummary, Message, NewMessage, Profile, UserId};
 use serde::{Deserialize, Serialize};
 
+use super::conn::{check_version, parse_json, session_claims, Conn, End, Incoming};
+use crate::hub::chat::SessionId;
 use crate::protocol::close;
-use crate::ws::{Conn, End, Incoming};
 
 /// The messenger protocol version.
 pub const VERSION: u32 = 1;
@@ -169,7 +170,7 @@ async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
 }
 
 fn parse(text: &str) -> Result<ClientMsg, End> {
-    crate::ws::parse_json(text)
+    parse_json(text)
 }
 
 /// Runs a messenger session whose first frame was `first` until it ends.
@@ -189,8 +190,8 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         }
         Err(end) => return end,
     };
-    let claims = match crate::ws::check_version("messenger", version, VERSION)
-        .and_then(|()| crate::ws::session_claims(&conn.app, token, bearer, "hello needs a token"))
+    let claims = match check_version("messenger", version, VERSION)
+        .and_then(|()| session_claims(&conn.app, token, bearer, "hello needs a token"))
     {
         Ok(c) => c,
         Err(end) => return end,
@@ -347,7 +348,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
 async fn handle(
     conn: &mut Conn,
     user: UserId,
-    session: crate::hub::SessionId,
+    session: SessionId,
     msg: ClientMsg,
     trackers: &mut HashMap<ChatId, SeqTracker>,
 ) -> Option<End> {
@@ -372,7 +373,7 @@ async fn handle(
                 attachments,
                 client_key: Some(client_key.clone()),
             };
-            match app.send(user, chat, message).await {
+            match app.service.send(user, chat, message).await {
                 Ok(sent) => {
                     // The ack is this connection's delivery of the message.
                     trackers.entry(chat).or_default().fresh(sent.message.seq);
@@ -394,13 +395,13 @@ async fn handle(
         }
         ClientMsg::Typing { chat } => {
             if trackers.contains_key(&chat) {
-                app.publish(Event::Typing { chat, user }).await;
+                app.service.publish(Event::Typing { chat, user }).await;
                 true
             } else {
                 send(conn, &not_member()).await
             }
         }
-        ClientMsg::Read { chat, seq } => match app.mark_read(user, chat, seq).await {
+        ClientMsg::Read { chat, seq } => match app.service.mark_read(user, chat, seq).await {
             Ok(_) => true,
             Err(e) => {
                 let err = ServerMsg::Error {

@@ -1,100 +1,35 @@
-//! One call connection on `/ws`: authenticate, join the room, relay SDP between the browser
-//! and the media plane, fan out room events, and clean up on every way out.
+//! The call session: a connection whose first message is `join`. Validate the join against
+//! the token, enter the room, relay SDP between the browser and the media plane, pass
+//! layer-choice inputs on, fan out room events, and leave on every way out ([`Departure`]).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use messaging::auth::TokenError;
 use sfu_core::{Control, Grants, PeerEvent, SfuError};
 use tokio::sync::mpsc;
 
+use super::conn::{check_version, session_claims, Conn, End, Incoming};
+use crate::participant::Departure;
 use crate::protocol::{
-    close, parse, ClientMessage, ParticipantInfo, ServerMessage, Track, MAX_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
+    close, parse, ClientMessage, ParticipantInfo, ServerMessage, Track, PROTOCOL_VERSION,
 };
-use crate::App;
 
-/// A client must send `join` this soon after connecting.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `GET /ws`: upgrades to the call protocol (first message `join`), the messenger session
-/// (first message `hello`) or a watch-party session (first message `watch`); all are
-/// described in docs/protocol.md.
-#[utoipa::path(get, path = "/ws", tag = "calls",
-    responses((status = 101, description = "WebSocket: a call (`join`), a messenger session (`hello`) or a watch party (`watch`); docs/protocol.md")))]
-pub async fn upgrade(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let bearer = crate::http::bearer_token(&headers);
-    // Frames above our own limit still reach `parse`, which answers 1009 with a message;
-    // only far larger ones are cut by the transport.
-    ws.max_message_size(MAX_MESSAGE_BYTES * 4)
-        .on_upgrade(move |socket| async move {
-            let mut conn = Conn { app, socket };
-            conn.run(bearer).await;
-        })
-}
-
-pub(crate) struct Conn {
-    pub(crate) app: Arc<App>,
-    pub(crate) socket: WebSocket,
-}
-
-/// How a connection ends: the close code and, for errors, the message sent before closing.
-pub(crate) struct End {
-    code: u16,
-    error: Option<(&'static str, String)>,
-}
-
-impl End {
-    pub(crate) fn normal(code: u16) -> Self {
-        End { code, error: None }
-    }
-    pub(crate) fn error(code: u16, kind: &'static str, msg: impl Into<String>) -> Self {
-        End {
-            code,
-            error: Some((kind, msg.into())),
+/// Runs a call whose first frame was `first` until it ends.
+pub(super) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) -> End {
+    let join = match parse(first) {
+        Ok(m @ ClientMessage::Join { .. }) => m,
+        Ok(_) => {
+            return End::error(
+                close::BAD_MESSAGE,
+                "join_first",
+                "the first message must be join",
+            )
         }
+        Err(e) => return End::error(e.close_code(), e.code(), e.to_string()),
+    };
+    match conn.joined(join, bearer).await {
+        Ok(end) | Err(end) => end,
     }
-}
-
-pub(crate) enum Incoming {
-    Text(String),
-    Closed,
-    Bad(End),
 }
 
 impl Conn {
-    async fn send(&mut self, msg: &ServerMessage) -> bool {
-        self.socket
-            .send(Message::Text(msg.to_json().into()))
-            .await
-            .is_ok()
-    }
-
-    pub(crate) async fn finish(&mut self, end: End) {
-        self.app.stats.record_close(end.code);
-        if let Some((kind, message)) = end.error {
-            tracing::debug!(code = end.code, kind, %message, "closing call connection");
-            let _ = self
-                .send(&ServerMessage::error(kind, message, Some(end.code)))
-                .await;
-        }
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
-                code: end.code,
-                reason: "".into(),
-            })))
-            .await;
-    }
-
     /// Sends a layer-choice input to the media plane. A request about a track or layer that
     /// does not exist is answered with an error and the call goes on; other failures end it.
     async fn control(&mut self, who: sfu_core::Placement, control: Control) -> Option<End> {
@@ -112,82 +47,6 @@ impl Conn {
                 (!sent).then(|| End::normal(close::NORMAL))
             }
             Err(e) => Some(sfu_end(e)),
-        }
-    }
-
-    pub(crate) async fn next(&mut self) -> Incoming {
-        loop {
-            match self.socket.recv().await {
-                Some(Ok(Message::Text(t))) => return Incoming::Text(t.to_string()),
-                Some(Ok(Message::Binary(_))) => {
-                    return Incoming::Bad(End::error(
-                        close::BAD_MESSAGE,
-                        "bad_message",
-                        "binary frames are not part of the protocol; send JSON text",
-                    ))
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => return Incoming::Closed,
-                // Frames beyond the transport's own limit (4x ours) end here; anything else is
-                // a broken connection with nobody left to tell.
-                Some(Err(e)) if e.to_string().contains("too long") => {
-                    return Incoming::Bad(End::error(
-                        close::TOO_BIG,
-                        "message_too_big",
-                        format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
-                    ))
-                }
-                Some(Err(e)) => {
-                    tracing::debug!("call connection broke: {e}");
-                    return Incoming::Closed;
-                }
-            }
-        }
-    }
-
-    async fn run(&mut self, bearer: Option<String>) {
-        self.app.stats.connections.inc();
-        let first = match tokio::time::timeout(JOIN_TIMEOUT, self.next()).await {
-            Err(_) => {
-                return self
-                    .finish(End::error(
-                        close::JOIN_TIMEOUT,
-                        "join_timeout",
-                        "no join received in time",
-                    ))
-                    .await
-            }
-            Ok(Incoming::Closed) => return,
-            Ok(Incoming::Bad(end)) => return self.finish(end).await,
-            Ok(Incoming::Text(t)) => t,
-        };
-        if crate::chat_ws::is_hello(&first) {
-            let end = crate::chat_ws::run(self, &first, bearer).await;
-            return self.finish(end).await;
-        }
-        if crate::watch_ws::is_watch(&first) {
-            let end = crate::watch_ws::run(self, &first, bearer).await;
-            return self.finish(end).await;
-        }
-        let join = match parse(&first) {
-            Ok(m @ ClientMessage::Join { .. }) => m,
-            Ok(_) => {
-                return self
-                    .finish(End::error(
-                        close::BAD_MESSAGE,
-                        "join_first",
-                        "the first message must be join",
-                    ))
-                    .await
-            }
-            Err(e) => {
-                return self
-                    .finish(End::error(e.close_code(), e.code(), e.to_string()))
-                    .await
-            }
-        };
-        match self.joined(join, bearer).await {
-            Ok(end) | Err(end) => self.finish(end).await,
         }
     }
 
@@ -395,75 +254,5 @@ fn sfu_end(e: SfuError) -> End {
     } else {
         tracing::error!("media plane error: {e}");
         End::error(close::INTERNAL, "internal", e.to_string())
-    }
-}
-
-/// The version check every session's first message makes: `protocol` names it in the error.
-pub(crate) fn check_version(protocol: &str, got: u32, speaks: u32) -> Result<(), End> {
-    if got == speaks {
-        return Ok(());
-    }
-    Err(End::error(
-        close::BAD_VERSION,
-        "bad_version",
-        format!("{protocol} version {got} is not supported; this server speaks {speaks}"),
-    ))
-}
-
-/// The claims of a session's token, from its first message or else `Authorization: Bearer`:
-/// 4401 `unauthorized` when missing or invalid, `token_expired` when expired. `missing` says
-/// where the token goes.
-pub(crate) fn session_claims(
-    app: &App,
-    token: Option<String>,
-    bearer: Option<String>,
-    missing: &str,
-) -> Result<messaging::auth::Claims, End> {
-    let token = token
-        .or(bearer)
-        .ok_or_else(|| End::error(close::UNAUTHORIZED, "unauthorized", missing.to_owned()))?;
-    app.tokens.verify(&token).map_err(|e| {
-        let code = match e {
-            TokenError::Expired => "token_expired",
-            _ => "unauthorized",
-        };
-        End::error(close::UNAUTHORIZED, code, e.to_string())
-    })
-}
-
-/// A JSON message of the messenger or watch session, within the size limit.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, End> {
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err(End::error(
-            close::TOO_BIG,
-            "message_too_big",
-            format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
-        ));
-    }
-    serde_json::from_str(text)
-        .map_err(|e| End::error(close::BAD_MESSAGE, "bad_message", e.to_string()))
-}
-
-/// Leaves the media plane and the room however the connection ends (even on panic).
-pub(crate) struct Departure {
-    pub(crate) app: Arc<App>,
-    pub(crate) room: String,
-    pub(crate) id: String,
-    pub(crate) placement: sfu_core::Placement,
-    pub(crate) published: Vec<Track>,
-}
-
-impl Drop for Departure {
-    fn drop(&mut self) {
-        self.app.sfu.leave(self.placement, &self.room);
-        for t in &self.published {
-            self.app.rooms.broadcast(
-                &self.room,
-                &self.id,
-                &ServerMessage::TrackUnpublished { track: t.clone() },
-            );
-        }
-        self.app.rooms.leave(&self.room, &self.id);
-        tracing::info!(room = %self.room, participant = %self.id, "left");
     }
 }

@@ -157,7 +157,7 @@ impl Hub {
             Event::UserChanged { .. } | Event::FileAdded { .. } | Event::FileRemoved { .. } => {
                 Vec::new()
             }
-            // Delivered by the watch party's own hub (`watch_ws.rs`).
+            // Delivered by the watch party's own hub (`hub::watch`).
             Event::Watch { .. } => Vec::new(),
         };
         let mut slow = Vec::new();

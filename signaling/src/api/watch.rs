@@ -1,58 +1,28 @@
 //! The watch party's REST routes under `/api/watch`: create a room from a URL or an uploaded
 //! file, read a room with its live state, invite members and hand them control, make a share
 //! link, and send a control (the same rules as the `/ws` session's `control`). Live delivery
-//! is on `/ws` (`watch_ws.rs`); these routes are described in the OpenAPI document.
+//! is on `/ws` ([`crate::ws::watch`]); these routes are described in the OpenAPI document.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use messaging::auth::Claims;
+use messaging::service::Viewer;
 use messaging::watch_rooms::is_room_id;
 use messaging::{Playback, Source, UserId, WatchError, WatchMember, WatchRole, WatchRoom};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{ApiJson, Authed, ErrorBody};
-use crate::http::{bearer_token, ApiError};
-use crate::watch_ws::{call_room, control_from_parts, playable_url, server_now, Viewer};
-use crate::App;
+use crate::app::App;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AnyToken, ApiJson, Authed};
+use crate::watch::{call_room, control_from_parts, playable_url, server_now};
 
 /// How long a share link works.
 pub const LINK_TTL: Duration = Duration::from_secs(24 * 3600);
-
-impl From<WatchError> for ApiError {
-    fn from(e: WatchError) -> Self {
-        if e.is_internal() {
-            tracing::error!("watch party error: {e}");
-            return ApiError::Internal("internal error".into());
-        }
-        ApiError::Coded {
-            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            code: e.code(),
-            message: e.to_string(),
-        }
-    }
-}
-
-/// Any valid GAX token (a user's access token, or a share link's token).
-pub struct AnyToken(pub Claims);
-
-impl FromRequestParts<Arc<App>> for AnyToken {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
-        app.tokens
-            .verify(&token)
-            .map(AnyToken)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))
-    }
-}
 
 async fn load_room(app: &App, room: &str) -> Result<WatchRoom, ApiError> {
     if !is_room_id(room) {
@@ -91,8 +61,8 @@ pub struct WatchRoomView {
     pub server_time: f64,
 }
 
-async fn view(app: &App, room: WatchRoom, role: WatchRole) -> Result<WatchRoomView, ApiError> {
-    let state = app.watch_state(&room).await?;
+pub async fn view(app: &App, room: WatchRoom, role: WatchRole) -> Result<WatchRoomView, ApiError> {
+    let state = app.service.watch_state(&room).await?;
     let members = app.store.watch_members(&room.id).await?;
     Ok(WatchRoomView {
         source_url: playable_url(app, &room.source),
@@ -139,7 +109,7 @@ pub async fn get_room(
     Path(room): Path<String>,
 ) -> Result<Json<WatchRoomView>, ApiError> {
     let room = load_room(&app, &room).await?;
-    let viewer = app.watch_viewer(&room, &claims).await?;
+    let viewer = app.service.watch_viewer(&room, &claims).await?;
     Ok(Json(view(&app, room, viewer.role()).await?))
 }
 
@@ -169,7 +139,7 @@ pub async fn set_member(
     app.store
         .set_watch_member(me.user, &room.id, UserId(req.user), role)
         .await?;
-    app.watch_members_changed(&room.id).await;
+    app.service.watch_members_changed(&room.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,8 +222,12 @@ pub async fn control(
     ApiJson(req): ApiJson<WatchControl>,
 ) -> Result<Json<Playback>, ApiError> {
     let room = load_room(&app, &room).await?;
-    let viewer: Viewer = app.watch_viewer(&room, &claims).await?;
+    let viewer: Viewer = app.service.watch_viewer(&room, &claims).await?;
     let control = control_from_parts(&req.action, req.position, req.rate)?;
-    app.watch_may_control(&room, &viewer).await?;
-    Ok(Json(app.watch_control(&room, &control, req.version).await?))
+    app.service.watch_may_control(&room, &viewer).await?;
+    Ok(Json(
+        app.service
+            .watch_control(&room, &control, req.version)
+            .await?,
+    ))
 }

@@ -1,0 +1,138 @@
+//! The state every handler shares ([`App`]): the media plane handle, the token keys, the
+//! messenger's store and services, the file store, this node's live tables (call rooms, WHIP
+//! sessions, delivery hubs) and the signaling counters; and the [`Options`] it starts with.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use media_store::BlobStore;
+use messaging::auth::TokenKeys;
+use sfu_core::Sfu;
+
+use crate::messenger::Messenger;
+use crate::rooms::Rooms;
+use crate::whip_sessions::WhipSessions;
+
+/// Counters of the signaling layer.
+#[derive(Default)]
+pub struct SignalingStats {
+    pub(crate) connections: Counter,
+    closes: Mutex<BTreeMap<u16, u64>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+impl Counter {
+    pub(crate) fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl SignalingStats {
+    pub(crate) fn record_close(&self, code: u16) {
+        *self
+            .closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(code)
+            .or_default() += 1;
+    }
+    pub(crate) fn closes(&self) -> Vec<(u16, u64)> {
+        self.closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+}
+
+/// Shared state of all handlers.
+pub struct App {
+    pub sfu: Arc<Sfu>,
+    pub tokens: TokenKeys,
+    /// Accounts, chats and messages.
+    pub store: messaging::Store,
+    /// Login failures per username and per client.
+    pub limiter: messaging::LoginLimiter,
+    /// The messenger's use cases (commit, then publish; watch-party controls).
+    pub service: messaging::Service,
+    /// Event bus, presence, search and live delivery.
+    pub messenger: Messenger,
+    /// Uploaded files: the blob store, the upload limit and the upload saga.
+    pub files: messaging::service::files::Files,
+    /// Live WHIP publishers.
+    pub whip: WhipSessions,
+    pub rooms: Rooms,
+    /// Development mode: `/api/dev/token` hands out tokens.
+    pub dev: bool,
+    pub stats: SignalingStats,
+    /// Flips to true when the server shuts down; open calls close with 1001.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// ICE + DTLS must complete this soon after `joined`, or the call closes with 4410.
+    pub media_timeout: std::time::Duration,
+}
+
+/// Options of the signaling layer.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Development mode: `/api/dev/token` hands out tokens.
+    pub dev: bool,
+    /// See [`App::media_timeout`].
+    pub media_timeout: std::time::Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dev: false,
+            media_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl App {
+    pub fn new(
+        sfu: Arc<Sfu>,
+        tokens: TokenKeys,
+        store: messaging::Store,
+        messenger: Messenger,
+        files: Files,
+        options: Options,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<App> {
+        let service = messaging::Service::new(
+            store.clone(),
+            messenger.bus.clone(),
+            messenger.playback.clone(),
+        );
+        let files =
+            messaging::service::files::Files::new(service.clone(), files.blobs, files.max_upload);
+        Arc::new(App {
+            sfu,
+            tokens,
+            store,
+            limiter: messaging::LoginLimiter::default(),
+            service,
+            messenger,
+            files,
+            whip: WhipSessions::default(),
+            rooms: Rooms::default(),
+            dev: options.dev,
+            stats: SignalingStats::default(),
+            shutdown,
+            media_timeout: options.media_timeout,
+        })
+    }
+}
+
+/// What [`App::new`] needs for files: the blob store and the upload limit.
+pub struct Files {
+    pub blobs: BlobStore,
+    /// Largest file accepted, in bytes.
+    pub max_upload: u64,
+}
