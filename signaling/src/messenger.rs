@@ -26,8 +26,6 @@ const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
 pub enum MessengerError {
     #[error("event bus: {0}")]
     Bus(#[from] BusError),
-    #[error(transparent)]
-    Backend(#[from] messaging::BackendError),
     #[error("search index: {0}")]
     Search(#[from] messaging::search::SearchError),
     #[error("reading the store for the search index: {0}")]
@@ -51,22 +49,6 @@ pub struct Messenger {
 }
 
 impl Messenger {
-    /// [`Messenger::with_backends`] on Redis (`redis_url`, keys under `prefix`) when given,
-    /// else in process. For tools that run a whole server in one process (bench's
-    /// `chatload`); `gax serve` chooses its backends in its own wiring.
-    pub async fn start(
-        data_dir: &Path,
-        redis_url: Option<&str>,
-        prefix: &str,
-        store: &messaging::Store,
-    ) -> Result<Messenger, MessengerError> {
-        let backends = match redis_url {
-            Some(url) => Backends::redis(url, prefix).await?,
-            None => Backends::in_process(),
-        };
-        Messenger::with_backends(data_dir, backends, store).await
-    }
-
     /// Starts the messenger on `backends`; the search index lives in `data_dir/search`.
     ///
     /// With the in-process bus nothing replays what the index missed (a process killed after

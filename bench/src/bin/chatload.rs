@@ -81,7 +81,12 @@ async fn sqlx_exec(store: &messaging::Store, sql: &str) -> anyhow::Result<()> {
 
 async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let store = messaging::Store::connect(url).await?;
-    let messenger = signaling::messenger::Messenger::start(dir, None, "chatload", &store).await?;
+    let messenger = signaling::messenger::Messenger::with_backends(
+        dir,
+        messaging::Backends::in_process(),
+        &store,
+    )
+    .await?;
     let sfu = Arc::new(sfu_core::Sfu::start(&sfu_core::SfuConfig {
         workers: 1,
         ..Default::default()
