@@ -26,6 +26,8 @@ const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
 pub enum MessengerError {
     #[error("event bus: {0}")]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    Backend(#[from] messaging::BackendError),
     #[error("search index: {0}")]
     Search(#[from] messaging::search::SearchError),
     #[error("reading the store for the search index: {0}")]
