@@ -1,5 +1,5 @@
-//! Plain HTTP routes: health, Prometheus metrics, the development token endpoint, the embedded
-//! web client, and the JSON 404 for everything else.
+//! Plain HTTP routes: health, Prometheus metrics, the development token endpoint, and the JSON
+//! 404 for everything else. (The web client is `web`.)
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -158,56 +158,4 @@ fn rand_suffix() -> u32 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish() as u32
-}
-
-/// The embedded web client: the call page (`app.*`) and the messenger (`chat.*`), one
-/// `index.html` that shows whichever the URL asks for; and the watch page (`watch.*`).
-pub mod web {
-    use axum::http::header;
-    use axum::response::IntoResponse;
-
-    const INDEX: &str = include_str!("../web/index.html");
-    const APP_JS: &str = include_str!("../web/app.js");
-    const APP_CSS: &str = include_str!("../web/app.css");
-    const CHAT_JS: &str = include_str!("../web/chat.js");
-    const CHAT_CSS: &str = include_str!("../web/chat.css");
-    const WATCH_HTML: &str = include_str!("../web/watch.html");
-    const WATCH_JS: &str = include_str!("../web/watch.js");
-    const WATCH_CSS: &str = include_str!("../web/watch.css");
-
-    fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-        (
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
-    }
-
-    pub async fn index() -> impl IntoResponse {
-        asset("text/html; charset=utf-8", INDEX)
-    }
-    pub async fn app_js() -> impl IntoResponse {
-        asset("text/javascript; charset=utf-8", APP_JS)
-    }
-    pub async fn app_css() -> impl IntoResponse {
-        asset("text/css; charset=utf-8", APP_CSS)
-    }
-    pub async fn chat_js() -> impl IntoResponse {
-        asset("text/javascript; charset=utf-8", CHAT_JS)
-    }
-    pub async fn chat_css() -> impl IntoResponse {
-        asset("text/css; charset=utf-8", CHAT_CSS)
-    }
-    /// `/watch/{room}`: the watch page (it reads the room from its own URL; `new` creates one).
-    pub async fn watch_page() -> impl IntoResponse {
-        asset("text/html; charset=utf-8", WATCH_HTML)
-    }
-    pub async fn watch_js() -> impl IntoResponse {
-        asset("text/javascript; charset=utf-8", WATCH_JS)
-    }
-    pub async fn watch_css() -> impl IntoResponse {
-        asset("text/css; charset=utf-8", WATCH_CSS)
-    }
 }

@@ -35,6 +35,7 @@ pub mod protocol;
 pub mod rooms;
 pub mod routes;
 pub mod watch;
+pub mod web;
 pub mod whip;
 pub mod whip_sessions;
 pub mod ws;

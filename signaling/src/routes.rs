@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::error::ErrorBody;
-use crate::{api, files, http, whip, ws};
+use crate::{api, files, http, web, whip, ws};
 
 /// The OpenAPI document's frame; the paths come from the handlers in [`api_routes`].
 #[derive(OpenApi)]
@@ -104,14 +104,15 @@ pub fn router(app: Arc<App>) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .route("/", get(http::web::index))
-        .route("/app.js", get(http::web::app_js))
-        .route("/app.css", get(http::web::app_css))
-        .route("/chat.js", get(http::web::chat_js))
-        .route("/chat.css", get(http::web::chat_css))
-        .route("/watch/{room}", get(http::web::watch_page))
-        .route("/watch.js", get(http::web::watch_js))
-        .route("/watch.css", get(http::web::watch_css))
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/app.css", get(web::app_css))
+        .route("/chat.js", get(web::chat_js))
+        .route("/chat.css", get(web::chat_css))
+        .route("/watch/{room}", get(web::watch_page))
+        .route("/watch.js", get(web::watch_js))
+        .route("/watch.css", get(web::watch_css))
+        .route("/js/{*file}", get(web::module))
         .fallback(http::not_found)
         .with_state(app)
 }

@@ -1,138 +1,19 @@
-// GAX web client: join a room, publish camera + microphone, show everyone else.
+// GAX web client, call page: join a room, publish camera + microphone, show everyone else.
 // Speaks the /ws protocol v1 (docs/protocol.md). No external dependencies.
-"use strict";
+//
+// This file is the call's flow (join, the signaling messages in order, leave); its parts live
+// under /js/call/ (state.js: what the page holds; publish.js: what we send; tiles.js: one tile
+// per participant; stats.js: what we receive; status.js: the status lines), and /js/ holds
+// what every page shares (the socket, REST, DOM helpers).
 
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-
-// Video is published as three simulcast layers (q = 1/4, h = 1/2, f = full 1280x720) so each
-// subscriber gets the one that fits its tile and its bandwidth. `?simulcast=0` sends one
-// 640x360 stream; H.264 (`?codec=h264`) is sent as one stream too (layer switching needs VP8).
-const SIMULCAST = [
-  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
-];
-const simulcast = params.get("simulcast") !== "0" && !params.get("codec");
-
-const state = {
-  ws: null,
-  pc: null,
-  local: null,
-  me: null,
-  room: null,
-  // participant id -> { info, tile, stream }
-  peers: new Map(),
-  // mid in our session -> { participant, kind }
-  mids: new Map(),
-  // our own tracks the server routes (from track_published)
-  published: [],
-  // active speaker: current and every change seen (for tests and the curious)
-  speaker: null,
-  speakers: [],
-  queue: Promise.resolve(),
-  connected: false,
-};
-
-function setStatus(text, kind) {
-  $("status").textContent = text;
-  $("status").dataset.state = kind || "idle";
-}
-
-function showError(text) {
-  $("error").textContent = text;
-  $("error").hidden = !text;
-}
-
-function tileFor(id, name, local) {
-  let peer = state.peers.get(id);
-  if (!peer) {
-    const tile = document.createElement("div");
-    tile.className = "tile" + (local ? " local" : "");
-    tile.dataset.participant = id;
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.playsInline = true;
-    video.muted = true; // sound plays through the <audio> element
-    const audio = document.createElement("audio");
-    audio.autoplay = true;
-    const label = document.createElement("span");
-    label.className = "label";
-    const overlay = document.createElement("span");
-    overlay.className = "overlay";
-    tile.append(video, audio, label, overlay);
-    $("grid").append(tile);
-    peer = {
-      tile, video, audio, label, overlay,
-      stream: new MediaStream(),
-      info: { id, name, audio_muted: false, video_muted: false },
-      videoMid: null, // mid of this participant's video in our session
-      layer: null, // last `layer` message for it
-      reportedWidth: 0,
-    };
-    if (!local) watchSize(peer);
-    if (!local) {
-      video.srcObject = peer.stream;
-      audio.srcObject = peer.stream;
-    }
-    state.peers.set(id, peer);
-  }
-  if (name) peer.info.name = name;
-  renderLabel(peer);
-  return peer;
-}
-
-function renderLabel(peer) {
-  const i = peer.info;
-  peer.label.textContent = i.name || i.id;
-  const marks = [];
-  if (i.audio_muted) marks.push("mic off");
-  if (i.video_muted) marks.push("cam off");
-  if (marks.length) {
-    const m = document.createElement("span");
-    m.className = "muted";
-    m.textContent = "(" + marks.join(", ") + ")";
-    peer.label.append(m);
-  }
-}
-
-// Tell the server how wide each remote video is rendered, so it sends the layer that fits.
-function watchSize(peer) {
-  let timer = null;
-  const report = () => {
-    timer = null;
-    if (!peer.videoMid) return;
-    const width = Math.round(peer.video.clientWidth * (window.devicePixelRatio || 1));
-    const height = Math.round(peer.video.clientHeight * (window.devicePixelRatio || 1));
-    if (!width || Math.abs(width - peer.reportedWidth) < 16) return;
-    peer.reportedWidth = width;
-    send({ type: "video_size", mid: peer.videoMid, width, height });
-  };
-  peer.reportSize = () => { if (!timer) timer = setTimeout(report, 150); };
-  new ResizeObserver(peer.reportSize).observe(peer.video);
-}
-
-function removePeer(id) {
-  const peer = state.peers.get(id);
-  if (!peer) return;
-  peer.tile.remove();
-  state.peers.delete(id);
-  for (const [mid, t] of state.mids) if (t.participant === id) state.mids.delete(mid);
-}
-
-function send(msg) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
-}
-
-// The grants inside a JWT (its payload is base64url JSON); the server checks them anyway.
-function tokenGrants(token) {
-  try {
-    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(payload));
-  } catch (e) {
-    return {};
-  }
-}
+import { $ } from "./js/dom.js";
+import { tokenGrants } from "./js/rest.js";
+import { Socket } from "./js/socket.js";
+import { params, send, state } from "./js/call/state.js";
+import { capture, publish } from "./js/call/publish.js";
+import { removePeer, renderLabel, tileFor } from "./js/call/tiles.js";
+import { refreshOverlays, remoteStats } from "./js/call/stats.js";
+import { setStatus, showError } from "./js/call/status.js";
 
 async function getToken(room, name) {
   const given = $("token").value.trim() || params.get("token");
@@ -154,12 +35,7 @@ async function join(room, name) {
     state.canPublish = tokenGrants(token).can_publish !== false;
     if (params.get("media") !== "none" && state.canPublish) {
       try {
-        state.local = await navigator.mediaDevices.getUserMedia({
-          audio: true,
-          video: simulcast
-            ? { width: { ideal: 1280 }, height: { ideal: 720 } }
-            : { width: { ideal: 640 }, height: { ideal: 360 } },
-        });
+        state.local = await capture();
       } catch (e) {
         showError("camera/microphone unavailable (" + e.name + "): joining to watch only");
       }
@@ -167,13 +43,7 @@ async function join(room, name) {
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     state.pc = pc;
     if (state.local) {
-      for (const track of state.local.getTracks()) {
-        const init = { direction: "sendonly", streams: [state.local] };
-        if (track.kind === "video" && simulcast) init.sendEncodings = SIMULCAST;
-        const tr = pc.addTransceiver(track, init);
-        if (track.kind === "video" && params.get("codec")) preferCodec(tr, params.get("codec"));
-        if (track.kind === "video" && simulcast) keepResolution(tr.sender);
-      }
+      publish(pc, state.local);
     } else {
       // Watching only: one receive-only m-line so the offer sets up the transport; the
       // server's offers add everyone's tracks.
@@ -187,50 +57,28 @@ async function join(room, name) {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
 
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws`);
-    state.ws = ws;
-    ws.onopen = () => send({ type: "join", version: 1, token, room, name: name || undefined, sdp: pc.localDescription.sdp });
-    ws.onmessage = (ev) => {
+    // No reconnect yet: a dropped signaling connection ends the call (issue 16 resumes it).
+    const socket = new Socket({
+      hello: () => ({ type: "join", version: 1, token, room, name: name || undefined, sdp: pc.localDescription.sdp }),
       // Handle messages strictly in order: SDP steps must not interleave.
-      state.queue = state.queue.then(() => onMessage(JSON.parse(ev.data))).catch((e) => {
-        console.error(e);
-        showError(String(e));
-      });
-    };
-    ws.onclose = (ev) => {
-      if (state.ws === ws) {
-        setStatus(`disconnected (${ev.code})`, ev.code === 1000 ? "idle" : "error");
+      onMessage: (msg) => {
+        state.queue = state.queue.then(() => onMessage(msg)).catch((e) => {
+          console.error(e);
+          showError(String(e));
+        });
+      },
+      onClose: ({ code }) => {
+        setStatus(`disconnected (${code})`, code === 1000 ? "idle" : "error");
         teardown();
-      }
-    };
+      },
+    });
+    state.socket = socket;
+    socket.start();
   } catch (e) {
     showError(e.message || String(e));
     setStatus("not connected", "error");
     teardown();
   }
-}
-
-// `?codec=h264` (or vp8) publishes video with only that codec, e.g. to try H.264-only browsers.
-function preferCodec(transceiver, name) {
-  const wanted = "video/" + name.toLowerCase();
-  const caps = RTCRtpReceiver.getCapabilities("video");
-  if (!caps || !transceiver.setCodecPreferences) return;
-  const codecs = caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
-  if (!codecs.length) {
-    showError(`this browser cannot send ${name}`);
-    return;
-  }
-  const extras = caps.codecs.filter((c) => /rtx|red|ulpfec/i.test(c.mimeType));
-  transceiver.setCodecPreferences([...codecs, ...extras]);
-}
-
-// Under CPU load, lower the frame rate rather than the layers' resolutions: the server picks a
-// layer by its size, so each layer should keep the size it announces.
-function keepResolution(sender) {
-  const p = sender.getParameters();
-  p.degradationPreference = "maintain-resolution";
-  sender.setParameters(p).catch(() => {});
 }
 
 async function onMessage(msg) {
@@ -336,10 +184,11 @@ function toggle(kind, button, onText, offText) {
 }
 
 function teardown() {
+  if (state.socket) state.socket.stop(1000);
   if (state.pc) state.pc.close();
   if (state.local) for (const t of state.local.getTracks()) t.stop();
   for (const id of [...state.peers.keys()]) removePeer(id);
-  Object.assign(state, { ws: null, pc: null, local: null, me: null, connected: false, published: [] });
+  Object.assign(state, { socket: null, pc: null, local: null, me: null, connected: false, published: [] });
   state.mids.clear();
   $("join-form").hidden = false;
   $("controls").hidden = true;
@@ -348,60 +197,10 @@ function teardown() {
 
 function leave() {
   send({ type: "leave" });
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) ws.close(1000);
   teardown();
   setStatus("left", "idle");
 }
 
-// For tests and the curious: per remote participant, what we decode.
-async function remoteStats() {
-  const out = {};
-  for (const [id, p] of state.peers) {
-    if (state.me && id === state.me.id) continue;
-    out[id] = { name: p.info.name, video: null, audio: null, layer: p.layer };
-  }
-  if (!state.pc) return out;
-  const report = await state.pc.getStats();
-  const codecs = new Map();
-  report.forEach((s) => {
-    if (s.type === "codec") codecs.set(s.id, s.mimeType);
-  });
-  report.forEach((s) => {
-    if (s.type !== "inbound-rtp") return;
-    const t = state.mids.get(s.mid);
-    if (!t || !out[t.participant]) return;
-    if (s.kind === "video") {
-      out[t.participant].video = {
-        framesDecoded: s.framesDecoded || 0,
-        frameWidth: s.frameWidth || 0,
-        frameHeight: s.frameHeight || 0,
-        bytesReceived: s.bytesReceived || 0,
-        codec: codecs.get(s.codecId) || null,
-      };
-    } else {
-      out[t.participant].audio = {
-        totalSamplesReceived: s.totalSamplesReceived || 0,
-        bytesReceived: s.bytesReceived || 0,
-      };
-    }
-  });
-  return out;
-}
-
-// The overlay on each remote tile: received resolution, layer and the reason of the last switch.
-async function refreshOverlays() {
-  const stats = await remoteStats().catch(() => ({}));
-  for (const [id, s] of Object.entries(stats)) {
-    const p = state.peers.get(id);
-    if (!p) continue;
-    const v = s.video;
-    const res = v && v.frameWidth ? `${v.frameWidth}×${v.frameHeight}` : "no video";
-    const layer = p.layer ? ` · ${p.layer.layer} (${p.layer.reason.replace("_", " ")})` : "";
-    p.overlay.textContent = res + layer;
-  }
-}
 setInterval(refreshOverlays, 1000);
 
 window.gax = { state, remoteStats, leave, send };

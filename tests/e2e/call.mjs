@@ -6,7 +6,8 @@
 //   joins later publishing H.264 only, and everyone receives everyone.
 // - dev-two-tabs: `gax serve --dev`, two pages without tokens (the page fetches one).
 // - messenger: two pages of the messenger at `/` sign up, become friends, share a group; a
-//   message typed into the send box appears on the other page, typing and read marks show,
+//   message typed into the send box appears on the other page, typing and read marks show, a
+//   dropped connection reconnects by itself and resumes what was sent meanwhile,
 //   search finds it, and a call started from the chat opens the call room; with GAX_FILES
 //   ({video, image} paths) alice attaches both and bob's page shows them inline and plays the video.
 // - whip-viewer: a watch-only page decodes video and audio from GAX_FROM, a WHIP publisher
@@ -419,6 +420,16 @@ async function messenger() {
   await waitFor("bob", "the message is on screen", () => document.body.innerText.includes("Встречаемся в библиотеке"));
   // Bob has the chat open: alice sees her message read.
   await waitFor("alice", "read mark", () => window.gaxChat.state().messages.some((m) => m.read));
+
+  // The connection drops (as a network failure would): bob's page says so, reconnects by itself
+  // after its first backoff step, and the resume brings what alice sent meanwhile.
+  await bob.evaluate(() => window.gaxChat.dropSocket());
+  await waitFor("bob", "offline is shown", () => document.getElementById("m-conn").dataset.state === "error");
+  await alice.evaluate((id) => window.gaxChat.send("while you were away", id), chat);
+  await waitFor("bob", "reconnected", () =>
+    window.gaxChat.state().synced && document.getElementById("m-conn").dataset.state === "connected");
+  await waitFor("bob", "the message sent while offline arrives", () =>
+    window.gaxChat.state().messages.some((m) => m.text === "while you were away"));
 
   // Search finds it by another word form (the index commits every 200 ms; on a loaded machine
   // it may take a little longer, so ask again for up to 5 s).
