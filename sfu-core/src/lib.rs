@@ -18,6 +18,8 @@
 //! - [`worker_thread`]: the thin I/O loop, one OS thread and one UDP socket per worker.
 //! - [`relay`]: the hop between workers, so one room can use every core.
 //! - [`sfu`]: the control plane handle ([`Sfu`]) that signaling calls: join, answer, leave.
+//! - [`directory`]: the call-room directory, who is in which room and on which worker, and
+//!   the room events its members are told.
 //! - [`layers`], [`rewrite`], [`vp8`]: simulcast layer choice and seamless switching.
 //! - [`speaker`]: active speaker detection from audio levels.
 //! - [`stats`]: per-worker counters for `/metrics`.
@@ -32,6 +34,7 @@
 
 pub mod budget;
 pub mod demux;
+pub mod directory;
 pub mod forward;
 pub mod layers;
 pub mod link;
@@ -50,6 +53,7 @@ pub mod vp8;
 pub mod worker;
 pub mod worker_thread;
 
+pub use directory::{Member, Profile, RoomDirectory, RoomEvent};
 pub use router::Grants;
 pub use session::Kind;
 pub use sfu::{Joined, Placement, Sfu, SfuConfig};
@@ -143,6 +147,8 @@ pub enum PeerEvent {
         /// The layer's frame width, when known.
         width: Option<u16>,
     },
+    /// Someone else in the room joined, left, muted or published ([`directory`]).
+    Room(RoomEvent),
     /// The room's active speaker changed (`None`: nobody speaks).
     ActiveSpeaker(Option<ParticipantId>),
     /// ICE + DTLS connected.

@@ -1,17 +1,18 @@
 //! The control plane: the [`Sfu`] handle that signaling talks to.
 //!
-//! It starts the workers and the rings between them, places each participant on a worker (the
-//! least loaded; among equals, one that already hosts the room), and turns async calls into
-//! commands for that worker's thread. Media never passes through here: a room whose members
+//! It starts the workers and the rings between them, seats each participant on a worker
+//! through the call-room directory ([`crate::directory`]: the least loaded worker; among
+//! equals, one that already hosts the room), and turns async calls into commands for that
+//! worker's thread. Media never passes through here: a room whose members
 //! sit on several workers is stitched together by the workers themselves ([`crate::relay`]).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::directory::RoomDirectory;
 use crate::relay::{mesh, MAX_WORKERS, RELAY_CAPACITY};
 use crate::router::Grants;
 use crate::session::{init_crypto, new_certificate};
@@ -62,18 +63,11 @@ pub struct Joined {
     pub answer: String,
 }
 
-/// Who sits where: participants per worker, and per room.
-struct Places {
-    load: Vec<usize>,
-    /// Room -> members per worker.
-    rooms: HashMap<String, Vec<usize>>,
-}
-
 /// Handle to the running media plane. Cheap to share behind an `Arc`.
 pub struct Sfu {
     workers: Vec<WorkerHandle>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    places: Mutex<Places>,
+    rooms: RoomDirectory,
     next_id: AtomicU64,
 }
 
@@ -115,10 +109,7 @@ impl Sfu {
         }
         let threads = workers.iter_mut().filter_map(|w| w.thread.take()).collect();
         Ok(Sfu {
-            places: Mutex::new(Places {
-                load: vec![0; workers.len()],
-                rooms: HashMap::new(),
-            }),
+            rooms: RoomDirectory::new(workers.len()),
             workers,
             threads: Mutex::new(threads),
             next_id: AtomicU64::new(1),
@@ -135,42 +126,14 @@ impl Sfu {
         self.workers.iter().map(|w| &*w.stats).collect()
     }
 
-    /// Picks the worker for a new member of `room`: the one with the fewest participants;
-    /// among equals, one that already hosts members of the room (fewer hops).
-    fn place(&self, room: &str) -> usize {
-        let mut places = self.places.lock().unwrap_or_else(|e| e.into_inner());
-        let Places { load, rooms } = &mut *places;
-        let members = rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| vec![0; load.len()]);
-        let worker = (0..load.len())
-            .min_by_key(|w| (load[*w], members[*w] == 0))
-            .unwrap_or(0);
-        load[worker] += 1;
-        members[worker] += 1;
-        worker
-    }
-
-    fn unplace(&self, room: &str, worker: usize) {
-        let mut places = self.places.lock().unwrap_or_else(|e| e.into_inner());
-        let Places { load, rooms } = &mut *places;
-        if let Some(l) = load.get_mut(worker) {
-            *l = l.saturating_sub(1);
-        }
-        if let Some(members) = rooms.get_mut(room) {
-            if let Some(m) = members.get_mut(worker) {
-                *m = m.saturating_sub(1);
-            }
-            if members.iter().all(|m| *m == 0) {
-                rooms.remove(room);
-            }
-        }
+    /// The call-room directory: who is in which room, on which worker.
+    pub fn rooms(&self) -> &RoomDirectory {
+        &self.rooms
     }
 
     /// Number of participants on each worker (placement's view).
     pub fn worker_loads(&self) -> Vec<usize> {
-        let places = self.places.lock().unwrap_or_else(|e| e.into_inner());
-        places.load.clone()
+        self.rooms.worker_loads()
     }
 
     /// Joins `room` with an SDP offer. Events for this participant (server offers, connection
@@ -214,8 +177,8 @@ impl Sfu {
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Joined, SfuError> {
-        let worker = self.place(room);
         let participant = ParticipantId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let worker = self.rooms.seat(room, participant, events.clone());
         let (reply, rx) = oneshot::channel();
         let sent = self.workers[worker].send(Command::Join {
             room: room.to_owned(),
@@ -239,7 +202,7 @@ impl Sfu {
                 answer: a.answer,
             }),
             Err(e) => {
-                self.unplace(room, worker);
+                self.rooms.unseat(room, participant);
                 Err(e)
             }
         }
@@ -281,12 +244,13 @@ impl Sfu {
         out
     }
 
-    /// Removes the participant and its tracks from the room.
+    /// Removes the participant and its tracks from the media plane and the room; the room's
+    /// other members are told (see [`RoomDirectory`]).
     pub fn leave(&self, who: Placement, room: &str) {
         let _ = self.workers[who.worker].send(Command::Leave {
             who: who.participant,
         });
-        self.unplace(room, who.worker);
+        self.rooms.unseat(room, who.participant);
     }
 
     /// Stops every worker, closing all sessions. Idempotent.

@@ -1,6 +1,6 @@
 //! The state every handler shares ([`App`]): the media plane handle, the token keys, the
-//! messenger's store and services, the file store, this node's live tables (call rooms, WHIP
-//! sessions, delivery hubs) and the signaling counters; and the [`Options`] it starts with.
+//! messenger's store and services, the file store, this node's live tables (WHIP sessions,
+//! delivery hubs; call rooms are the media plane's, [`sfu_core::RoomDirectory`]) and the signaling counters; and the [`Options`] it starts with.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,6 @@ use messaging::auth::TokenKeys;
 use sfu_core::Sfu;
 
 use crate::messenger::Messenger;
-use crate::rooms::Rooms;
 use crate::whip_sessions::WhipSessions;
 
 /// Counters of the signaling layer.
@@ -67,7 +66,6 @@ pub struct App {
     pub files: messaging::service::files::Files,
     /// Live WHIP publishers.
     pub whip: WhipSessions,
-    pub rooms: Rooms,
     /// Development mode: `/api/dev/token` hands out tokens.
     pub dev: bool,
     pub stats: SignalingStats,
@@ -121,7 +119,6 @@ impl App {
             messenger,
             files,
             whip: WhipSessions::default(),
-            rooms: Rooms::default(),
             dev: options.dev,
             stats: SignalingStats::default(),
             shutdown,

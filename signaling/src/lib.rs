@@ -14,7 +14,7 @@
 //!  routes ──► doors: api/* (REST)   files/*   whip   ws/{call, chat, watch}   http
 //!                 │ extract (ApiJson, Authed, tokens)   error (ApiError, statuses)
 //!                 ▼
-//!  app::App: sfu, tokens, store, service, messenger (bus, presence, search, hubs), rooms,
+//!  app::App: sfu, tokens, store, service, messenger (bus, presence, search, hubs),
 //!            whip_sessions, files ─── watch, links, participant: pieces doors share
 //! ```
 //!
@@ -32,7 +32,6 @@ pub mod messenger;
 pub mod metrics;
 pub mod participant;
 pub mod protocol;
-pub mod rooms;
 pub mod routes;
 pub mod watch;
 pub mod web;

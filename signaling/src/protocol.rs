@@ -102,6 +102,15 @@ impl From<sfu_core::Kind> for MediaKind {
     }
 }
 
+impl From<MediaKind> for sfu_core::Kind {
+    fn from(k: MediaKind) -> Self {
+        match k {
+            MediaKind::Audio => sfu_core::Kind::Audio,
+            MediaKind::Video => sfu_core::Kind::Video,
+        }
+    }
+}
+
 /// A participant as others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
@@ -118,6 +127,29 @@ pub struct Track {
     pub mid: String,
     pub participant: String,
     pub kind: MediaKind,
+}
+
+impl From<sfu_core::Member> for ParticipantInfo {
+    fn from(m: sfu_core::Member) -> Self {
+        ParticipantInfo {
+            id: m.id.to_string(),
+            identity: m.identity,
+            name: m.name,
+            audio_muted: m.audio_muted,
+            video_muted: m.video_muted,
+        }
+    }
+}
+
+impl From<sfu_core::TrackInfo> for Track {
+    /// The track as its publisher's session names it (`mid` is the publisher's).
+    fn from(t: sfu_core::TrackInfo) -> Self {
+        Track {
+            mid: t.mid,
+            participant: t.publisher.to_string(),
+            kind: t.kind.into(),
+        }
+    }
 }
 
 /// Messages from the server.
@@ -254,6 +286,26 @@ impl ServerMessage {
             code: code.to_owned(),
             message: message.into(),
             close,
+        }
+    }
+
+    /// What a call client is told about a change in its room.
+    pub fn room_event(event: sfu_core::RoomEvent) -> Self {
+        use sfu_core::RoomEvent as E;
+        match event {
+            E::Joined(m) => ServerMessage::ParticipantJoined {
+                participant: m.into(),
+            },
+            E::Left(who) => ServerMessage::ParticipantLeft {
+                participant: who.to_string(),
+            },
+            E::Muted { who, kind, muted } => ServerMessage::Mute {
+                participant: who.to_string(),
+                kind: kind.into(),
+                muted,
+            },
+            E::TrackPublished(t) => ServerMessage::TrackPublished { track: t.into() },
+            E::TrackUnpublished(t) => ServerMessage::TrackUnpublished { track: t.into() },
         }
     }
 

@@ -22,14 +22,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sfu_core::{Grants, PeerEvent};
+use sfu_core::{Grants, PeerEvent, Profile};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::bearer_token;
 use crate::participant::Departure;
-use crate::protocol::{ParticipantInfo, ServerMessage, Track};
 use crate::whip_sessions::{Protocol, Session};
 
 /// Largest SDP offer accepted.
@@ -136,7 +135,7 @@ pub async fn play(
         .filter(|n| !n.starts_with('+'))
         .and_then(|n| n.parse().ok())
         .map(sfu_core::ParticipantId)
-        .filter(|_| app.rooms.contains(&room, &participant))
+        .filter(|p| app.sfu.rooms().is_listed(&room, *p))
         .ok_or_else(|| {
             ApiError::NotFound(format!("no participant {participant:?} in room {room:?}"))
         })?;
@@ -229,18 +228,13 @@ async fn start(
         // A WHIP publisher gets no room broadcasts; it only shows up in them. A WHEP player
         // does not show up at all.
         let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
-        let (room_tx, _) = mpsc::unbounded_channel();
-        app.rooms.enter(
-            &room,
-            ParticipantInfo {
-                id: id.clone(),
-                identity: claims.sub.clone(),
-                name,
-                audio_muted: false,
-                video_muted: false,
-            },
-            room_tx,
-        );
+        let profile = Profile {
+            identity: claims.sub.clone(),
+            name,
+        };
+        app.sfu
+            .rooms()
+            .enter(&room, joined.placement.participant, profile);
     }
     let (stop_tx, mut stop_rx) = oneshot::channel();
     app.whip.lock().insert(
@@ -258,12 +252,10 @@ async fn start(
     let task_session = session.clone();
     let task_room = room.clone();
     tokio::spawn(async move {
-        let mut guard = Departure {
+        let guard = Departure {
             app: task_app.clone(),
             room: task_room.clone(),
-            id: id.clone(),
             placement: joined.placement,
-            published: Vec::new(),
         };
         let media_deadline = tokio::time::sleep(task_app.media_timeout);
         tokio::pin!(media_deadline);
@@ -279,11 +271,7 @@ async fn start(
                 _ = shutdown.changed() => break,
                 ev = peer_rx.recv() => match ev {
                     Some(PeerEvent::Connected) => media_up = true,
-                    Some(PeerEvent::Published(t)) => {
-                        let track = Track { mid: t.mid, participant: id.clone(), kind: t.kind.into() };
-                        guard.published.push(track.clone());
-                        task_app.rooms.broadcast(&task_room, &id, &ServerMessage::TrackPublished { track });
-                    }
+                    Some(PeerEvent::Published(t)) => task_app.sfu.rooms().published(&task_room, t),
                     Some(PeerEvent::Closed) | None => break,
                     Some(_) => {}
                 },

@@ -392,7 +392,7 @@ impl InMemoryRoom {
                     received_before: c.received.len(),
                 }),
                 // The publisher's own track is routed: signaling news, nothing to do here.
-                PeerEvent::Published(_) | PeerEvent::ActiveSpeaker(_) => {}
+                PeerEvent::Published(_) | PeerEvent::ActiveSpeaker(_) | PeerEvent::Room(_) => {}
                 PeerEvent::Closed if c.silent => c.closed_by_server = true,
                 PeerEvent::Closed => return Err(format!("the server closed {}", c.id).into()),
             }

@@ -2,7 +2,7 @@
 //! the token, enter the room, relay SDP between the browser and the media plane, pass
 //! layer-choice inputs on, fan out room events, and leave on every way out ([`Departure`]).
 
-use sfu_core::{Control, Grants, PeerEvent, SfuError};
+use sfu_core::{Control, Grants, PeerEvent, Profile, SfuError};
 use tokio::sync::mpsc;
 
 use super::conn::{check_version, session_claims, Conn, End, Incoming};
@@ -107,23 +107,29 @@ impl Conn {
             .join(&room, grants, sdp, peer_tx)
             .await
             .map_err(sfu_end)?;
-        let id = joined.placement.participant.to_string();
+        let who = joined.placement.participant;
+        let guard = Departure {
+            app: self.app.clone(),
+            room: room.clone(),
+            placement: joined.placement,
+        };
+        let profile = Profile {
+            identity: claims.sub.clone(),
+            name: name.clone(),
+        };
+        let others = self
+            .app
+            .sfu
+            .rooms()
+            .enter(&room, who, profile)
+            .ok_or_else(|| sfu_end(SfuError::UnknownParticipant))?;
+        tracing::info!(%room, participant = %who, "joined");
         let me = ParticipantInfo {
-            id: id.clone(),
+            id: who.to_string(),
             identity: claims.sub.clone(),
             name,
             audio_muted: false,
             video_muted: false,
-        };
-        let (room_tx, mut room_rx) = mpsc::unbounded_channel();
-        let others = self.app.rooms.enter(&room, me.clone(), room_tx);
-        tracing::info!(%room, participant = %id, "joined");
-        let mut guard = Departure {
-            app: self.app.clone(),
-            room: room.clone(),
-            id: id.clone(),
-            placement: joined.placement,
-            published: Vec::new(),
         };
         let ok = self
             .send(&ServerMessage::Joined {
@@ -131,7 +137,7 @@ impl Conn {
                 participant: me,
                 room: room.clone(),
                 sdp: joined.answer,
-                participants: others,
+                participants: others.into_iter().map(ParticipantInfo::from).collect(),
             })
             .await;
         if !ok {
@@ -166,7 +172,7 @@ impl Conn {
                             }
                         }
                         Ok(ClientMessage::Mute { kind, muted }) => {
-                            self.app.rooms.set_muted(&room, &id, kind, muted);
+                            self.app.sfu.rooms().set_muted(&room, who, kind.into(), muted);
                         }
                         Ok(ClientMessage::VideoSize { mid, width, height: _ }) => {
                             if let Some(end) = self.control(joined.placement, Control::VideoSize { mid, width }).await {
@@ -195,28 +201,21 @@ impl Conn {
                         Err(e) => break End::error(e.close_code(), e.code(), e.to_string()),
                     }
                 }
-                Some(msg) = room_rx.recv() => {
-                    if !self.send(&msg).await {
-                        break End::normal(close::NORMAL);
-                    }
-                }
                 ev = peer_rx.recv() => {
                     let msg = match ev {
                         Some(PeerEvent::Offer { sdp, added, removed }) => ServerMessage::Offer {
                             sdp,
                             tracks: added
                                 .into_iter()
-                                .map(|t| Track { mid: t.mid, participant: t.publisher.to_string(), kind: t.kind.into() })
+                                .map(Track::from)
                                 .collect(),
                             removed,
                         },
                         Some(PeerEvent::Published(t)) => {
-                            let track = Track { mid: t.mid, participant: id.clone(), kind: t.kind.into() };
-                            guard.published.push(track.clone());
-                            let msg = ServerMessage::TrackPublished { track };
-                            self.app.rooms.broadcast(&room, &id, &msg);
-                            msg
+                            self.app.sfu.rooms().published(&room, t.clone());
+                            ServerMessage::TrackPublished { track: t.into() }
                         }
+                        Some(PeerEvent::Room(event)) => ServerMessage::room_event(event),
                         Some(PeerEvent::LayerSwitched { mid, layer, reason, width }) => ServerMessage::Layer {
                             mid,
                             layer: layer.to_owned(),
