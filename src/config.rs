@@ -54,6 +54,21 @@ pub struct ServeArgs {
     /// [default: 30s]
     #[arg(long, env = "GAX_MEDIA_TIMEOUT", value_parser = humantime::parse_duration)]
     pub media_timeout: Option<Duration>,
+    /// How long an access token (from login or refresh) is valid; a messenger session must
+    /// send a fresh one before it expires. [default: 15m]
+    #[arg(long, env = "GAX_ACCESS_TOKEN_TTL", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Option<Duration>,
+    /// An HTTP request's headers must arrive this soon (also how long an idle keep-alive
+    /// connection stays open). [default: 10s]
+    #[arg(long, env = "GAX_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Option<Duration>,
+    /// Most HTTP connections (WebSockets included) open at once; kept below the open-files
+    /// limit. Over it, /healthz still answers and everything else gets 503. [default: 10000]
+    #[arg(long, env = "GAX_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most HTTP connections from one source address; over it, 429. [default: 1000]
+    #[arg(long, env = "GAX_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// Database for accounts, chats and messages: a `postgres://` URL, or a SQLite file path
     /// or `sqlite:` URL. [default: <data-dir>/gax.db]
     #[arg(long, env = "GAX_DATABASE_URL", hide_env_values = true)]
@@ -139,6 +154,12 @@ struct FileConfig {
     bwe: Option<bool>,
     /// e.g. "30s"
     media_timeout: Option<String>,
+    /// e.g. "15m"
+    access_token_ttl: Option<String>,
+    /// e.g. "10s"
+    http_header_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     database_url: Option<String>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
@@ -164,6 +185,10 @@ pub struct Config {
     pub workers: usize,
     pub dev: bool,
     pub media_timeout: Duration,
+    pub access_token_ttl: Duration,
+    pub http_header_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub bandwidth_estimation: bool,
     /// `postgres://...`, or a SQLite path / `sqlite:` URL.
     pub database_url: String,
@@ -173,6 +198,24 @@ pub struct Config {
     pub max_upload: u64,
     /// Where uploaded files live: `<data-dir>/media`, or S3.
     pub blobs: media_store::BlobConfig,
+}
+
+/// A positive duration: the flag, else the file's `key` (humantime text, e.g. "30s"), else
+/// `default`.
+fn duration(
+    key: &str,
+    flag: Option<Duration>,
+    file: &Option<String>,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    let d = match (flag, file) {
+        (Some(d), _) => d,
+        (None, Some(text)) => humantime::parse_duration(text)
+            .with_context(|| format!("{key} = {text:?} in the config file"))?,
+        (None, None) => default,
+    };
+    anyhow::ensure!(!d.is_zero(), "{key} must be positive");
+    Ok(d)
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -210,18 +253,37 @@ impl Config {
                 "the token secret must be at least 32 characters"
             );
         }
-        let media_timeout = match (
+        let media_timeout = duration(
+            "media_timeout",
             s.as_ref().and_then(|s| s.media_timeout),
             &file.media_timeout,
-        ) {
-            (Some(d), _) => d,
-            (None, Some(text)) => humantime::parse_duration(text)
-                .with_context(|| format!("media_timeout = {text:?} in the config file"))?,
-            (None, None) => Duration::from_secs(30),
-        };
+            Duration::from_secs(30),
+        )?;
+        let access_token_ttl = duration(
+            "access_token_ttl",
+            s.as_ref().and_then(|s| s.access_token_ttl),
+            &file.access_token_ttl,
+            Duration::from_secs(15 * 60),
+        )?;
+        let http_header_timeout = duration(
+            "http_header_timeout",
+            s.as_ref().and_then(|s| s.http_header_timeout),
+            &file.http_header_timeout,
+            Duration::from_secs(10),
+        )?;
+        let max_connections = s
+            .as_ref()
+            .and_then(|s| s.max_connections)
+            .or(file.max_connections)
+            .unwrap_or(10_000);
+        let max_connections_per_ip = s
+            .as_ref()
+            .and_then(|s| s.max_connections_per_ip)
+            .or(file.max_connections_per_ip)
+            .unwrap_or(1_000);
         anyhow::ensure!(
-            !media_timeout.is_zero(),
-            "the media timeout must be positive"
+            max_connections > 0 && max_connections_per_ip > 0,
+            "max_connections and max_connections_per_ip must be at least 1"
         );
         let data_dir = common
             .data_dir
@@ -307,6 +369,10 @@ impl Config {
             redis_prefix,
             bandwidth_estimation: !s.as_ref().is_some_and(|s| s.no_bwe) && file.bwe.unwrap_or(true),
             media_timeout,
+            access_token_ttl,
+            http_header_timeout,
+            max_connections,
+            max_connections_per_ip,
             data_dir,
             jwt_secret,
             listen: s
@@ -390,6 +456,10 @@ mod tests {
             dev: false,
             no_bwe: false,
             media_timeout: None,
+            access_token_ttl: None,
+            http_header_timeout: None,
+            max_connections: None,
+            max_connections_per_ip: None,
             database_url: None,
             redis_url: None,
             redis_prefix: None,

@@ -5,6 +5,8 @@
 //! (`messaging`) and files (`media-store`).
 
 mod config;
+mod open_files;
+mod private_files;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +38,13 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TokenArgs {
-    /// The room the token admits to.
+    /// The room the token admits to (not needed with --admin).
+    #[arg(long, required_unless_present = "admin")]
+    room: Option<String>,
+    /// An operator's token: reads per-session detail at /metrics (room names and participant
+    /// ids); admits to no room unless --room is given too.
     #[arg(long)]
-    room: String,
+    admin: bool,
     /// Who the token is for (its subject).
     #[arg(long)]
     identity: String,
@@ -85,12 +91,17 @@ fn init_tracing() {
 }
 
 fn token(common: &CommonArgs, args: TokenArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(!args.room.is_empty(), "--room must not be empty");
+    anyhow::ensure!(args.room.as_deref() != Some(""), "--room must not be empty");
     anyhow::ensure!(!args.identity.is_empty(), "--identity must not be empty");
     anyhow::ensure!(args.ttl.as_secs() > 0, "--ttl must be at least one second");
     let config = Config::resolve(common, None)?;
     let keys = config.token_keys()?;
-    let mut claims = Claims::for_room(&args.identity, args.name.as_deref(), &args.room, args.ttl);
+    let room = args.room.as_deref().unwrap_or_default();
+    let mut claims = Claims::for_room(&args.identity, args.name.as_deref(), room, args.ttl);
+    if args.room.is_none() {
+        claims.room = None;
+    }
+    claims.admin = args.admin;
     claims.can_publish = !args.no_publish;
     claims.can_subscribe = !args.no_subscribe;
     println!("{}", keys.mint(&claims)?);
@@ -98,7 +109,8 @@ fn token(common: &CommonArgs, args: TokenArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    private_files::restrict_new_files();
+    private_files::private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let tokens = config.token_keys()?;
     let sfu = Arc::new(
@@ -112,9 +124,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the media workers")?,
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let fd_limit = open_files::raise();
+    let max_connections = open_files::connection_cap(config.max_connections, fd_limit);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            open_files = fd_limit,
+            configured = config.max_connections,
+            max_connections,
+            "the open-files limit is low: fewer HTTP connections than configured are allowed \
+             (raise `ulimit -n` / LimitNOFILE)"
+        );
+    }
     let options = signaling::Options {
         dev: config.dev,
         media_timeout: config.media_timeout,
+        access_token_ttl: config.access_token_ttl,
+        http: signaling::connections::Limits {
+            header_timeout: config.http_header_timeout,
+            max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+        },
     };
     let store = messaging::Store::connect(&config.database_url)
         .await
@@ -159,19 +188,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         http = %addr,
         media = %media.join(","),
+        max_connections,
+        max_connections_per_ip = config.max_connections_per_ip,
+        open_files = fd_limit,
         dev = config.dev,
         data_dir = %config.data_dir.display(),
         "GAX is serving on http://{addr}/"
     );
-    let service =
-        signaling::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            let _ = shutdown_tx.send(true);
-        })
-        .await?;
+    if config.dev {
+        tracing::warn!(
+            "DEVELOPMENT MODE (--dev): GET /api/dev/token hands anyone who asks a token for any \
+             call room under any name. Never run --dev where others can reach http://{addr}/"
+        );
+    }
+    signaling::server::serve(listener, app, async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    })
+    .await;
     // Give open calls a moment to send their close frames, then stop the media plane.
     tokio::time::sleep(Duration::from_millis(200)).await;
     sfu.shutdown();

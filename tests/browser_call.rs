@@ -126,7 +126,15 @@ fn simulcast_layers_follow_tile_size_and_bitrate_cap() {
         let t = gax.token(&["--room", room, "--identity", name, "--name", name]);
         tokens.insert(name.into(), t.into());
     }
-    run_scenario(&gax, "simulcast", room, tokens.into());
+    // Per-consumer metrics (room and participant labels) are for operators only.
+    let admin = gax.token(&["--admin", "--identity", "ops"]);
+    run_scenario_with(
+        &gax,
+        "simulcast",
+        room,
+        tokens.into(),
+        &[("GAX_ADMIN_TOKEN", admin)],
+    );
     // The switches are counted by reason.
     let (_, _, metrics) = gax.get("/metrics");
     let switches = |reason: &str| -> u64 {

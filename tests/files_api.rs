@@ -341,6 +341,23 @@ fn suite(setup: Setup) {
     let r = get(gax, &url, Some(&bob), &[("Range", "bytes=0-99")]);
     assert_eq!((r.status, r.body.as_slice()), (206, &photo[..100]));
     assert_eq!(get(gax, &url, Some(&carol), &[]).status, 403);
+    // The chat's call token names bob but grants the call room only: no files, as `/info`.
+    let (s, call) = gax.api(
+        "POST",
+        &format!("/api/chats/{}/call", chat["id"]),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(s, 200, "{call}");
+    let call_token = call["token"].as_str().unwrap();
+    let r = get(gax, &url, Some(call_token), &[]);
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (403, Some("forbidden")),
+        "a call token downloads no file"
+    );
+    let (s, _) = gax.api("GET", &format!("{url}/info"), Some(call_token), None);
+    assert_eq!(s, 403);
     // Attaching a file one may not read is refused, and nothing is sent.
     let carols = upload(gax, &carol, "secret.bin", None, &bytes("bin", 1000, 2));
     let carols_id = carols.json()["id"].as_str().unwrap().to_owned();
@@ -685,4 +702,48 @@ fn files_on_the_local_backend() {
 #[test]
 fn files_on_s3() {
     suite(s3());
+}
+
+/// The data directory holds password hashes, every message and every upload: it is `0700`, and
+/// the database (with its WAL and shared-memory files), the search index, the token secret and
+/// the stored objects are readable by the server's user only.
+#[cfg(unix)]
+#[test]
+fn the_data_dir_and_every_file_in_it_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = local();
+    let gax = &setup.gax;
+    let (alice, _) = register(gax, "alice");
+    let r = upload(gax, &alice, "notes.txt", None, b"private words");
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, u32, bool)>) {
+        let meta = std::fs::symlink_metadata(p).unwrap();
+        out.push((
+            p.to_path_buf(),
+            meta.permissions().mode() & 0o777,
+            meta.is_dir(),
+        ));
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).unwrap().flatten() {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(&gax.data_dir, &mut all);
+    let names: Vec<String> = all
+        .iter()
+        .filter_map(|(p, _, _)| Some(p.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    for must in ["gax.db", "gax.db-wal", "gax.db-shm", "objects"] {
+        assert!(names.iter().any(|n| n == must), "{must} missing: {names:?}");
+    }
+    let open: Vec<_> = all
+        .iter()
+        .filter(|(_, mode, _)| mode & 0o077 != 0)
+        .collect();
+    assert!(open.is_empty(), "readable by others: {open:?}");
+    let data_dir_mode = all[0].1;
+    assert_eq!(data_dir_mode, 0o700);
 }

@@ -212,6 +212,22 @@ fn bad_requests_get_json_errors(db: Db) {
     );
     let (s, b) = send(Some("text/plain"), r#"{"kind":"group","title":"x"}"#);
     assert_eq!((s, error_code(&b)), (415, "unsupported_media_type"), "{b}");
+    // A body over the 2 MiB JSON limit is a 413 with a JSON body, not a 400.
+    let huge = format!(r#"{{"kind":"group","title":"{}"}}"#, "x".repeat(3 << 20));
+    let (s, b) = send(Some("application/json"), &huge);
+    assert_eq!((s, error_code(&b)), (413, "too_large"), "{b}");
+    // History pages are 1 to 200 messages, as the docs say.
+    let (s, chat) = send(Some("application/json"), r#"{"kind":"group","title":"x"}"#);
+    assert_eq!(s, 201, "{chat}");
+    let chat = chat["id"].as_i64().unwrap();
+    for (limit, want) in [(0, 400), (201, 400), (100_000, 400), (1, 200), (200, 200)] {
+        let path = format!("/api/chats/{chat}/messages?limit={limit}");
+        let (s, b) = gax.api("GET", &path, Some(&alice), None);
+        assert_eq!(s, want, "limit={limit}: {b}");
+        if want == 400 {
+            assert_eq!(error_code(&b), "bad_request", "{b}");
+        }
+    }
     // No token, a garbage token, a call token (not a user account).
     let (s, b) = gax.api("GET", "/api/chats", None, None);
     assert_eq!((s, error_code(&b)), (401, "unauthorized"));
@@ -223,6 +239,113 @@ fn bad_requests_get_json_errors(db: Db) {
     // Unknown routes are JSON 404s.
     let (s, b) = gax.api("GET", "/api/nothing-here", Some(&alice), None);
     assert_eq!((s, error_code(&b)), (404, "not_found"));
+}
+
+/// Postgres refuses a NUL in text (SQLite would store it): every text that could reach SQL,
+/// in a JSON body, a path or a query, is a 400 `nul_character` on both databases, never a 500.
+fn nul_characters_are_refused(db: Db) {
+    let Some((gax, _schema)) = start(db, &[]) else {
+        return;
+    };
+    let (alice, _) = register(&gax, "alice");
+    let (s, chat) = gax.api(
+        "POST",
+        "/api/chats",
+        Some(&alice),
+        Some(json!({"kind": "group", "title": "notes"})),
+    );
+    assert_eq!(s, 201, "{chat}");
+    let chat = chat["id"].as_i64().unwrap();
+    let nul = "a\u{0}b";
+    let bodies: Vec<(&str, String, Option<&str>, Value)> = vec![
+        (
+            "POST",
+            "/api/auth/login".into(),
+            None,
+            json!({"username": nul, "password": "password-x"}),
+        ),
+        (
+            "POST",
+            "/api/auth/login".into(),
+            None,
+            json!({"username": "alice", "password": nul}),
+        ),
+        (
+            "POST",
+            "/api/auth/register".into(),
+            None,
+            json!({"username": nul, "password": "password-x"}),
+        ),
+        (
+            "POST",
+            "/api/auth/register".into(),
+            None,
+            json!({"username": "nora", "password": "password-x", "display_name": nul}),
+        ),
+        (
+            "POST",
+            "/api/auth/refresh".into(),
+            None,
+            json!({"refresh_token": nul}),
+        ),
+        ("PATCH", "/api/me".into(), Some(&alice), json!({"bio": nul})),
+        (
+            "POST",
+            "/api/chats".into(),
+            Some(&alice),
+            json!({"kind": "group", "title": nul}),
+        ),
+        (
+            "POST",
+            format!("/api/chats/{chat}/messages"),
+            Some(&alice),
+            json!({"text": nul}),
+        ),
+        (
+            "POST",
+            format!("/api/chats/{chat}/messages"),
+            Some(&alice),
+            json!({"text": "hi", "client_key": nul}),
+        ),
+        (
+            "POST",
+            "/api/watch".into(),
+            Some(&alice),
+            json!({"title": nul, "source": {"url": "https://example.com/m.webm"}}),
+        ),
+    ];
+    for (method, path, token, body) in bodies {
+        let (s, b) = gax.api(method, &path, token, Some(body.clone()));
+        assert_eq!(
+            (s, error_code(&b)),
+            (400, "nul_character"),
+            "{method} {path} {body}: {b}"
+        );
+    }
+    for path in [
+        "/api/users/by-name/a%00b",
+        "/api/search?q=a%00b",
+        "/api/files?name=a%00b.txt",
+    ] {
+        let (s, b) = gax.api("GET", path, Some(&alice), None);
+        assert_eq!((s, error_code(&b)), (400, "nul_character"), "{path}: {b}");
+    }
+    // Nothing was stored, and the server still answers.
+    let (s, b) = gax.api(
+        "GET",
+        &format!("/api/chats/{chat}/messages"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b.as_array().map(Vec::len), Some(0), "{b}");
+    let (s, _) = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "alice", "password": "password-alice"})),
+    );
+    assert_eq!(s, 200);
 }
 
 fn chats_and_messages(db: Db) {
@@ -464,6 +587,14 @@ fn bad_requests_get_json_errors_on_sqlite() {
 #[test]
 fn bad_requests_get_json_errors_on_postgres() {
     bad_requests_get_json_errors(Db::Postgres);
+}
+#[test]
+fn nul_characters_are_refused_on_sqlite() {
+    nul_characters_are_refused(Db::Sqlite);
+}
+#[test]
+fn nul_characters_are_refused_on_postgres() {
+    nul_characters_are_refused(Db::Postgres);
 }
 #[test]
 fn chats_and_messages_on_sqlite() {

@@ -149,7 +149,7 @@ async fn sends_are_acked_once_stored_retries_are_idempotent_and_members_see_them
     let gax = Gax::start(&[]);
     let (alice, _) = register(&gax, "alice");
     let (bob, bob_id) = register(&gax, "bob");
-    let (carol, _) = register(&gax, "carol");
+    let (carol, carol_id) = register(&gax, "carol");
     let chat = group(&gax, &alice, &[bob_id]);
     let (mut a, _) = hello(&gax, &alice, json!({})).await;
     let (mut b, _) = hello(&gax, &bob, json!({})).await;
@@ -219,13 +219,19 @@ async fn sends_are_acked_once_stored_retries_are_idempotent_and_members_see_them
     let (_, typing) = until(&mut b, "typing").await;
     assert_eq!(typing["chat"], second);
 
-    // Presence: alice watches bob, who is online, then leaves.
-    put(&mut a, json!({"type": "watch", "users": [bob_id]})).await;
+    // Presence: alice watches bob (a co-member) and carol (a stranger: no friendship, no
+    // shared chat); both are online. Only bob's presence is told, and only bob's leaving.
+    put(
+        &mut a,
+        json!({"type": "watch", "users": [carol_id, bob_id]}),
+    )
+    .await;
     let (_, p) = until(&mut a, "presence").await;
     assert_eq!(
         (p["user"].as_i64(), p["online"].as_bool()),
         (Some(bob_id), Some(true))
     );
+    c.close(None).await.unwrap();
     b.close(None).await.unwrap();
     let (_, p) = until(&mut a, "presence").await;
     assert_eq!(
@@ -271,6 +277,67 @@ async fn bad_input_on_the_messenger_session_gets_close_codes() {
         ws.send(frame).await.unwrap();
         assert_eq!(closed(&mut ws).await, Some(4400));
     }
+}
+
+/// A messenger session lives as long as its access token: one that never re-authenticates is
+/// closed with 4401 `token_expired` when the token expires; one that sends `auth` with each
+/// refreshed token goes on past it, sending and getting acks; `auth` with another user's token
+/// ends the session (4403).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_outlives_its_token_only_by_reauthenticating() {
+    let gax = Gax::start(&["--access-token-ttl", "3s"]);
+    let (s, reg) = gax.api(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"username": "alice", "password": "password-alice"})),
+    );
+    assert_eq!(s, 201, "{reg}");
+    assert_eq!(reg["expires_in"], 3);
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let mut refresh = reg["refresh_token"].as_str().unwrap().to_owned();
+    let chat = group(&gax, &access, &[]);
+    let started = Instant::now();
+    let (mut stale, _) = hello(&gax, &access, json!({})).await;
+    let (mut fresh, _) = hello(&gax, &access, json!({})).await;
+
+    // `fresh` re-authenticates every second for twice the token's lifetime, and keeps sending.
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (s, tokens) = gax.api(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        );
+        assert_eq!(s, 200, "{tokens}");
+        refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let token = tokens["access_token"].as_str().unwrap();
+        put(&mut fresh, json!({"type": "auth", "token": token})).await;
+        let (_, authed) = until(&mut fresh, "authed").await;
+        assert!(authed["expires_at"].as_u64().is_some(), "{authed}");
+        n += 1;
+        let key = format!("k{n}");
+        put(
+            &mut fresh,
+            json!({"type": "send", "chat": chat, "text": format!("still here {n}"), "client_key": key}),
+        )
+        .await;
+        let (_, ack) = until(&mut fresh, "ack").await;
+        assert_eq!(ack["client_key"], key.as_str(), "{ack}");
+    }
+    assert!(n >= 5, "{n} rounds");
+
+    // `stale` was closed when its token expired, with the reason.
+    let (_, err) = until(&mut stale, "error").await;
+    assert_eq!(err["code"], "token_expired", "{err}");
+    assert_eq!(closed(&mut stale).await, Some(4401));
+
+    // `auth` with another user's token is refused and ends the session.
+    let (bob, _) = register(&gax, "bob");
+    put(&mut fresh, json!({"type": "auth", "token": bob})).await;
+    assert_eq!(closed(&mut fresh).await, Some(4403));
 }
 
 #[tokio::test(flavor = "multi_thread")]

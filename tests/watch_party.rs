@@ -425,6 +425,57 @@ async fn the_ws_session_syncs_clocks_relays_and_refuses_bad_input() {
         ),
         (Some("viewer"), Some("Guest G"))
     );
+    // The guest's call token (1 h, renewed by every welcome) is no share link: presenting it
+    // as one would let a link live forever.
+    let guest_call = welcome["call"]["token"].as_str().unwrap().to_owned();
+    let (s, v) = gax.api(
+        "GET",
+        &format!("/api/watch/{room}"),
+        Some(&guest_call),
+        None,
+    );
+    assert_eq!((s, v["error"].as_str()), (403, Some("not_member")), "{v}");
+    let mut renewed = connect(&gax).await;
+    put(
+        &mut renewed,
+        json!({"type": "watch", "version": 1, "room": room, "token": guest_call}),
+    )
+    .await;
+    assert_eq!(closed(&mut renewed).await, Some(4403));
+    // A link expires when it says: its session closes then, and it opens nothing after.
+    let (s, short) = gax.api(
+        "POST",
+        &format!("/api/watch/{room}/link"),
+        Some(&host),
+        Some(json!({"ttl_secs": 2})),
+    );
+    assert_eq!(s, 200, "{short}");
+    let short = short["token"].as_str().unwrap().to_owned();
+    let (mut brief, welcome) = watch(&gax, &room, &short).await;
+    assert_eq!(welcome["you"]["role"], "viewer");
+    let (_, err) = until(&mut brief, "error").await;
+    assert_eq!(err["code"], "token_expired", "{err}");
+    assert_eq!(closed(&mut brief).await, Some(4401));
+    let mut late = connect(&gax).await;
+    put(
+        &mut late,
+        json!({"type": "watch", "version": 1, "room": room, "token": short}),
+    )
+    .await;
+    assert_eq!(closed(&mut late).await, Some(4401));
+    for bad in [
+        json!({"ttl_secs": 0}),
+        json!({"ttl_secs": 604_801}),
+        json!({"x": 1}),
+    ] {
+        let (s, _) = gax.api(
+            "POST",
+            &format!("/api/watch/{room}/link"),
+            Some(&host),
+            Some(bad.clone()),
+        );
+        assert_eq!(s, 400, "{bad}");
+    }
 
     // Clock sync: the reply echoes t0 and carries the server clock.
     let before = std::time::SystemTime::now()

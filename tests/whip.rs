@@ -173,7 +173,19 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
         .filter(|l| !l.starts_with("a=group:"))
         .flat_map(|l| [l, "\r\n"])
         .collect();
-    let cases: [Case; 9] = [
+    // Only recvonly m-lines: nothing to publish (a player must use WHEP).
+    let recvonly = sdp
+        .replace("a=sendonly", "a=recvonly")
+        .replace("a=sendrecv", "a=recvonly");
+    assert!(recvonly.contains("a=recvonly"), "{recvonly}");
+    let cases: [Case; 10] = [
+        (
+            Some(&token),
+            Some("application/sdp"),
+            &recvonly,
+            400,
+            "only recvonly m-lines",
+        ),
         (
             Some(&token),
             Some("application/sdp"),
@@ -236,9 +248,13 @@ fn bad_whip_requests_get_clear_statuses_and_hold_nothing() {
         let (status, _, text) = post(&gax, "stage", tok, ct, body);
         assert_refused(what, status, expected, &text);
     }
-    let huge = "x".repeat(70 * 1024);
-    let (status, _, _) = post(&gax, "stage", Some(&token), Some("application/sdp"), &huge);
-    assert_eq!(status, 413);
+    // Over the offer limit (64 KiB), and over the server's whole-body limit (2 MiB): the same
+    // JSON 413 either way.
+    for size in [70 << 10, 3 << 20] {
+        let huge = "x".repeat(size);
+        let (status, _, text) = post(&gax, "stage", Some(&token), Some("application/sdp"), &huge);
+        assert_refused(&format!("an offer of {size} bytes"), status, 413, &text);
+    }
     assert_eq!(sessions(&gax), 0, "nothing left allocated");
 }
 

@@ -70,11 +70,17 @@ impl Store {
     /// Errors: `BadCredentials` for an unknown user and for a wrong password alike, after the
     /// same amount of hashing work.
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, StoreError> {
-        let key = username.to_ascii_lowercase();
-        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username_key = $1")
-            .bind(&key)
-            .fetch_optional(&self.inner.pool)
-            .await?;
+        // A name that could never have been registered (a NUL, spaces, too long) is an unknown
+        // user: not looked up at all, since some such text cannot even reach the database.
+        let row = match validate::username_key(username) {
+            Ok(key) => {
+                sqlx::query("SELECT id, password_hash FROM users WHERE username_key = $1")
+                    .bind(&key)
+                    .fetch_optional(&self.inner.pool)
+                    .await?
+            }
+            Err(_) => None,
+        };
         let (id, hash) = match row {
             Some(r) => (
                 Some(UserId(r.try_get("id")?)),
@@ -107,9 +113,9 @@ impl Store {
         self.start_session(id).await
     }
 
-    /// [`Store::login`] behind a [`LoginLimiter`]: refused early while either the username or
-    /// the client (e.g. its IP address) has too many recent failures; a failure is counted,
-    /// a success clears the username's count.
+    /// [`Store::login`] behind a [`LoginLimiter`]: refused early while either this (username,
+    /// client) pair or the client (e.g. its IP address) has too many recent failures; a
+    /// failure is counted, a success clears the pair's count.
     ///
     /// Errors: `RateLimited { retry_after }`, then those of [`Store::login`].
     pub async fn login_limited(
@@ -122,7 +128,7 @@ impl Store {
         limiter.check(username, client, Instant::now())?;
         match self.login(username, password).await {
             Ok(s) => {
-                limiter.record_success(username);
+                limiter.record_success(username, client);
                 Ok(s)
             }
             Err(StoreError::BadCredentials) => {
@@ -146,9 +152,10 @@ impl Store {
 
     /// Looks a user up by username (any case). Errors: `UserNotFound`.
     pub async fn find_user(&self, username: &str) -> Result<Profile, StoreError> {
+        let key = validate::username_key(username).map_err(|_| StoreError::UserNotFound)?;
         let sql = format!("SELECT {PROFILE_COLUMNS} FROM users u WHERE u.username_key = $1");
         let row = sqlx::query(&sql)
-            .bind(username.to_ascii_lowercase())
+            .bind(key)
             .fetch_optional(&self.inner.pool)
             .await?
             .ok_or(StoreError::UserNotFound)?;

@@ -30,6 +30,10 @@ pub struct Claims {
     /// The call room this token admits to (`None`: no call room).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
+    /// The watch-party room this token admits a guest to: set on share links only. A call
+    /// token for the same party's call room is no share link (it could otherwise renew itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
     #[serde(default = "yes")]
     pub can_publish: bool,
     #[serde(default = "yes")]
@@ -157,6 +161,7 @@ impl Claims {
             exp: now + ttl.as_secs(),
             iat: now,
             room: Some(room.to_owned()),
+            watch: None,
             can_publish: true,
             can_subscribe: true,
             can_chat: false,
@@ -176,6 +181,7 @@ impl Claims {
             exp: now + ttl.as_secs(),
             iat: now,
             room: None,
+            watch: None,
             can_publish: true,
             can_subscribe: true,
             can_chat: true,

@@ -5,6 +5,7 @@
 //! Requesting someone who already asked you accepts their request.
 
 use serde::Serialize;
+use sqlx::Row;
 
 use crate::error::{is_unique_violation, StoreError};
 use crate::profiles::{profile_from_row, Profile, PROFILE_COLUMNS};
@@ -184,6 +185,34 @@ impl Store {
             me,
         )
         .await
+    }
+
+    /// Of `users`, those whose presence `me` may see: friends, and members of a chat `me` is
+    /// in. Strangers are left out (user ids are sequential: anyone could watch anyone).
+    pub async fn presence_visible(
+        &self,
+        me: UserId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_hi AS id FROM friendships WHERE user_lo = $1
+             UNION SELECT user_lo FROM friendships WHERE user_hi = $1
+             UNION SELECT o.user_id FROM chat_members m
+                   JOIN chat_members o ON o.chat_id = m.chat_id
+                   WHERE m.user_id = $1 AND o.user_id <> $1",
+        )
+        .bind(me.0)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut visible = std::collections::HashSet::with_capacity(rows.len());
+        for r in &rows {
+            visible.insert(UserId(r.try_get("id")?));
+        }
+        Ok(users
+            .iter()
+            .copied()
+            .filter(|u| visible.contains(u))
+            .collect())
     }
 
     async fn profiles_where(&self, cond: &str, me: UserId) -> Result<Vec<Profile>, StoreError> {

@@ -41,7 +41,7 @@
 //!  Bus (bus/: event, in_process, redis) ──► delivery to clients (elsewhere), on every node
 //!               ──► Indexer ──► SearchIndex (search.rs) ◄── search(viewer, "words")
 //!  Presence (presence.rs) ── heartbeat / disconnect / sweep ──► Bus (Presence events)
-//!  LoginLimiter (ratelimit.rs): failures per username and per client, in memory
+//!  LoginLimiter (ratelimit.rs): failures per (account, client) and per client, in memory
 //! ```
 //!
 //! A typical flow:

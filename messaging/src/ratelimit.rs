@@ -1,11 +1,16 @@
-//! [`LoginLimiter`]: an in-process brake on password guessing, per username and per client.
+//! [`LoginLimiter`]: an in-process brake on password guessing, per (account, client) and per
+//! client.
 //!
-//! A sliding window: at most `max_failures` failed logins per key within `window`; past that
-//! [`LoginLimiter::check`] answers [`StoreError::RateLimited`] with the time until the oldest
-//! failure leaves the window. Two keys are counted separately: the username (slows a guesser
-//! spread over many addresses) and the client key, e.g. the IP address (slows one address
-//! trying many usernames). A success clears the username's count only: clearing the client's
-//! would let an attacker reset it by logging into an account of their own between guesses.
+//! A sliding window per key: past its limit within `window`, [`LoginLimiter::check`] answers
+//! [`StoreError::RateLimited`] with the time until the oldest failure leaves the window. Two
+//! keys are counted separately: the pair (username, client key, e.g. the IP address) slows one
+//! address guessing one account's password, and the client key alone (with a higher limit)
+//! slows one address trying many usernames. No key is the username alone: that would let anyone
+//! lock any account out of login by failing on purpose from their own address, while the
+//! owner's correct password from elsewhere is refused. A guesser spread over many addresses is
+//! kept slow by argon2's cost per try. A success clears its own pair only: clearing the
+//! client's count would let an attacker reset it by logging into an account of their own
+//! between guesses.
 //!
 //! Time is passed in (`now: Instant`), so tests run without sleeping. The state lives in
 //! this process only; several server processes each keep their own.
@@ -21,38 +26,52 @@ const SWEEP_ABOVE: usize = 10_000;
 
 #[derive(Debug)]
 pub struct LoginLimiter {
-    max_failures: usize,
+    /// Failures allowed per (username, client) within `window`.
+    per_account: usize,
+    /// Failures allowed per client within `window`, over all usernames.
+    per_client: usize,
     window: Duration,
     failures: Mutex<HashMap<Key, VecDeque<Instant>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    User(String),
+    Account { username: String, client: String },
     Client(String),
 }
 
 impl Default for LoginLimiter {
-    /// 5 failures per minute.
+    /// 5 failures per minute per (account, address), 20 per minute per address.
     fn default() -> Self {
-        LoginLimiter::new(5, Duration::from_secs(60))
+        LoginLimiter::new(5, 20, Duration::from_secs(60))
     }
 }
 
 impl LoginLimiter {
-    /// At most `max_failures` (at least 1) failures per key within `window`.
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    /// At most `per_account` failures per (username, client) and `per_client` per client (each
+    /// at least 1) within `window`.
+    pub fn new(per_account: u32, per_client: u32, window: Duration) -> Self {
+        let limit = |n: u32| usize::try_from(n.max(1)).unwrap_or(usize::MAX);
         LoginLimiter {
-            max_failures: usize::try_from(max_failures.max(1)).unwrap_or(usize::MAX),
+            per_account: limit(per_account),
+            per_client: limit(per_client),
             window,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn keys(username: &str, client: &str) -> [Key; 2] {
+    fn account_key(username: &str, client: &str) -> Key {
+        Key::Account {
+            username: username.to_ascii_lowercase(),
+            client: client.to_owned(),
+        }
+    }
+
+    /// Both keys with their limits.
+    fn keys(&self, username: &str, client: &str) -> [(Key, usize); 2] {
         [
-            Key::User(username.to_ascii_lowercase()),
-            Key::Client(client.to_owned()),
+            (Self::account_key(username, client), self.per_account),
+            (Key::Client(client.to_owned()), self.per_client),
         ]
     }
 
@@ -63,15 +82,15 @@ impl LoginLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Ok while both the username and the client may try again; otherwise `RateLimited` with
-    /// the longer of the two waits.
+    /// Ok while both the (username, client) pair and the client may try again; otherwise
+    /// `RateLimited` with the longer of the two waits.
     pub fn check(&self, username: &str, client: &str, now: Instant) -> Result<(), StoreError> {
         let mut map = self.lock();
         let mut wait = Duration::ZERO;
-        for key in Self::keys(username, client) {
+        for (key, limit) in self.keys(username, client) {
             if let Some(q) = map.get_mut(&key) {
                 self.expire(q, now);
-                if q.len() >= self.max_failures {
+                if q.len() >= limit {
                     if let Some(oldest) = q.front() {
                         let left = oldest
                             .checked_add(self.window)
@@ -97,21 +116,21 @@ impl LoginLimiter {
                     .is_some_and(|t| now.saturating_duration_since(*t) < self.window)
             });
         }
-        for key in Self::keys(username, client) {
+        for (key, limit) in self.keys(username, client) {
             let q = map.entry(key).or_default();
             self.expire(q, now);
             q.push_back(now);
             // Older entries than the limit never matter.
-            while q.len() > self.max_failures {
+            while q.len() > limit {
                 q.pop_front();
             }
         }
     }
 
-    /// A successful login clears the username's failures (not the client's).
-    pub fn record_success(&self, username: &str) {
-        self.lock()
-            .remove(&Key::User(username.to_ascii_lowercase()));
+    /// A successful login clears the failures of this (username, client) pair, not the
+    /// client's.
+    pub fn record_success(&self, username: &str, client: &str) {
+        self.lock().remove(&Self::account_key(username, client));
     }
 
     fn expire(&self, q: &mut VecDeque<Instant>, now: Instant) {
@@ -139,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn five_failures_per_minute_then_limited_until_the_oldest_ages_out() {
+    fn five_failures_per_account_and_address_then_limited_until_the_oldest_ages_out() {
         let l = LoginLimiter::default();
         let t0 = Instant::now();
         for i in 0..5 {
@@ -152,18 +171,17 @@ mod tests {
             Some(50 * S)
         );
         assert_eq!(
-            retry_after(l.check("ALICE", "9.9.9.9", t0 + 10 * S)),
+            retry_after(l.check("ALICE", "1.2.3.4", t0 + 10 * S)),
             Some(50 * S),
-            "per username, any case"
-        );
-        assert_eq!(
-            retry_after(l.check("bob", "1.2.3.4", t0 + 10 * S)),
-            Some(50 * S),
-            "per client"
+            "usernames in any case"
         );
         assert!(
-            l.check("bob", "9.9.9.9", t0 + 10 * S).is_ok(),
-            "others unaffected"
+            l.check("alice", "9.9.9.9", t0 + 10 * S).is_ok(),
+            "the owner from another address is not locked out"
+        );
+        assert!(
+            l.check("bob", "1.2.3.4", t0 + 10 * S).is_ok(),
+            "the same address may still try another account"
         );
         // At t0+60s the first failure has aged out: one more try is allowed.
         assert!(l.check("alice", "1.2.3.4", t0 + 60 * S).is_ok());
@@ -175,24 +193,38 @@ mod tests {
     }
 
     #[test]
-    fn success_clears_the_username_but_not_the_client() {
-        let l = LoginLimiter::new(3, Duration::from_secs(60));
+    fn one_address_spraying_many_usernames_is_limited_for_all_of_them() {
+        let l = LoginLimiter::new(5, 20, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for i in 0..20 {
+            let name = format!("user{i}");
+            assert!(l.check(&name, "6.6.6.6", t0).is_ok(), "try {i}");
+            l.record_failure(&name, "6.6.6.6", t0);
+        }
+        assert_eq!(retry_after(l.check("fresh", "6.6.6.6", t0)), Some(60 * S));
+        assert!(l.check("fresh", "7.7.7.7", t0).is_ok(), "others unaffected");
+    }
+
+    #[test]
+    fn success_clears_its_own_pair_but_not_the_client() {
+        let l = LoginLimiter::new(3, 4, Duration::from_secs(60));
         let t0 = Instant::now();
         for _ in 0..3 {
             l.record_failure("alice", "ip", t0);
         }
-        assert!(l.check("alice", "other-ip", t0).is_err());
-        l.record_success("Alice");
-        assert!(l.check("alice", "other-ip", t0).is_ok());
+        assert!(l.check("alice", "ip", t0).is_err());
+        l.record_success("Alice", "ip");
+        assert!(l.check("alice", "ip", t0).is_ok());
+        l.record_failure("mallory", "ip", t0);
         assert!(
             l.check("mallory", "ip", t0).is_err(),
-            "the client stays limited"
+            "the client has used its 4 failures: it stays limited"
         );
     }
 
     #[test]
     fn a_huge_window_does_not_overflow() {
-        let l = LoginLimiter::new(1, Duration::MAX);
+        let l = LoginLimiter::new(1, 1, Duration::MAX);
         let t0 = Instant::now();
         l.record_failure("a", "ip", t0);
         assert!(retry_after(l.check("a", "ip", t0)).is_some());
@@ -200,7 +232,7 @@ mod tests {
 
     #[test]
     fn many_keys_are_swept() {
-        let l = LoginLimiter::new(1, Duration::from_secs(1));
+        let l = LoginLimiter::new(1, 1, Duration::from_secs(1));
         let t0 = Instant::now();
         for i in 0..(SWEEP_ABOVE + 10) {
             l.record_failure(&format!("u{i}"), "ip", t0);

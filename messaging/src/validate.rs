@@ -130,6 +130,9 @@ pub fn message_text(s: &str, may_be_empty: bool) -> Result<Option<String>, Store
     if s.chars().count() > MESSAGE_MAX {
         return Err(StoreError::MessageTooLong { max: MESSAGE_MAX });
     }
+    if s.contains('\0') {
+        return Err(invalid("text", "NUL characters"));
+    }
     Ok(Some(s.to_owned()))
 }
 
@@ -163,6 +166,25 @@ pub fn file_name(name: &str) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No text that reaches a database column may hold a NUL (Postgres refuses it).
+    #[test]
+    fn nul_characters_are_refused_in_every_stored_text() {
+        let nul = "a\0b";
+        assert!(message_text(nul, false).is_err());
+        assert!(message_text(nul, true).is_err());
+        assert!(display_name(nul).is_err());
+        assert!(title(nul).is_err());
+        assert!(bio(nul).is_err());
+        assert!(file_name(nul).is_err());
+        assert!(file_id("id", nul).is_err());
+        assert!(client_key(nul).is_err());
+        assert!(username_key("ali\0ce").is_err());
+        assert_eq!(
+            message_text(" hi\n ", false).unwrap().as_deref(),
+            Some("hi")
+        );
+    }
 
     #[test]
     fn file_names() {

@@ -324,16 +324,16 @@ async fn login_does_the_same_work_for_unknown_users(env: Env) {
 async fn login_limiter_blocks_guessing(env: Env) {
     let s = &env.store;
     env.user("victim").await;
-    let limiter = LoginLimiter::new(3, Duration::from_secs(60));
+    let limiter = LoginLimiter::new(3, 5, Duration::from_secs(60));
     for _ in 0..3 {
         let r = s
             .login_limited(&limiter, "10.0.0.1", "victim", "guess-guess")
             .await;
         assert_eq!(code(r), "bad_credentials");
     }
-    // Even the right password is refused now, from any client, for this username.
+    // The guessing address is refused for this account, even with the right password.
     let r = s
-        .login_limited(&limiter, "10.0.0.2", "victim", "pw-victim-secret")
+        .login_limited(&limiter, "10.0.0.1", "victim", "pw-victim-secret")
         .await;
     match r {
         Err(StoreError::RateLimited { retry_after }) => {
@@ -348,13 +348,24 @@ async fn login_limiter_blocks_guessing(env: Env) {
         .kind(),
         ErrorKind::RateLimited
     );
-    // The guessing client is limited for other usernames too.
+    // The victim, from its own address, is not locked out by someone else's failures.
+    let ok = s
+        .login_limited(&limiter, "10.0.0.2", "victim", "pw-victim-secret")
+        .await;
+    assert!(ok.is_ok(), "victim locked out: {:?}", ok.err());
+    // The guessing address may try other accounts until its own total (5) is used up.
     env.user("other").await;
+    for _ in 0..2 {
+        let r = s
+            .login_limited(&limiter, "10.0.0.1", "other", "guess-guess")
+            .await;
+        assert_eq!(code(r), "bad_credentials");
+    }
     let r = s
         .login_limited(&limiter, "10.0.0.1", "other", "pw-other-secret")
         .await;
     assert_eq!(code(r), "rate_limited");
-    // Another client and user are not.
+    // Another client is not.
     let ok = s
         .login_limited(&limiter, "10.0.0.3", "other", "pw-other-secret")
         .await;

@@ -18,9 +18,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::mpsc::UnboundedSender;
-
-use crate::{Kind, ParticipantId, PeerEvent, TrackInfo};
+use crate::events::{EventSender, Member, PeerEvent, RoomEvent};
+use crate::{Kind, ParticipantId, TrackInfo};
 
 /// How a member presents itself to the room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,37 +30,11 @@ pub struct Profile {
     pub name: String,
 }
 
-/// A listed member, as the others see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: ParticipantId,
-    pub identity: String,
-    pub name: String,
-    pub audio_muted: bool,
-    pub video_muted: bool,
-}
-
-/// A change in a room, told to its listed members (never to the member it is about).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoomEvent {
-    Joined(Member),
-    Left(ParticipantId),
-    Muted {
-        who: ParticipantId,
-        kind: Kind,
-        muted: bool,
-    },
-    /// A track went live; `mid` is in its publisher's session.
-    TrackPublished(TrackInfo),
-    /// A track ended because its publisher left.
-    TrackUnpublished(TrackInfo),
-}
-
 /// One member's place: its worker, where its events go, and what others see of it.
 struct Seat {
     id: ParticipantId,
     worker: usize,
-    events: UnboundedSender<PeerEvent>,
+    events: EventSender,
     /// `Some` once the member is listed (see [`RoomDirectory::enter`]).
     listed: Option<Member>,
     tracks: Vec<TrackInfo>,
@@ -120,12 +93,7 @@ impl RoomDirectory {
     /// Gives member `id` of `room` a seat on a worker and returns the worker: the one with
     /// the fewest seats; among equals, one that already hosts the room. The member is not
     /// listed yet.
-    pub(crate) fn seat(
-        &self,
-        room: &str,
-        id: ParticipantId,
-        events: UnboundedSender<PeerEvent>,
-    ) -> usize {
+    pub(crate) fn seat(&self, room: &str, id: ParticipantId, events: EventSender) -> usize {
         let mut places = self.lock();
         let Places { load, rooms } = &mut *places;
         let r = rooms.entry(room.to_owned()).or_insert_with(|| Room {
@@ -272,7 +240,7 @@ impl RoomDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+    use crate::{peer_events, EventReceiver, Lagged};
 
     fn pid(n: u64) -> ParticipantId {
         ParticipantId(n)
@@ -286,16 +254,25 @@ mod tests {
     }
 
     /// Seats and lists `n`, returning its event receiver and who it saw.
-    fn join(d: &RoomDirectory, room: &str, n: u64) -> (UnboundedReceiver<PeerEvent>, Vec<Member>) {
-        let (tx, rx) = unbounded_channel();
+    fn join(d: &RoomDirectory, room: &str, n: u64) -> (EventReceiver, Vec<Member>) {
+        join_with(d, room, n, 64)
+    }
+
+    fn join_with(
+        d: &RoomDirectory,
+        room: &str,
+        n: u64,
+        capacity: usize,
+    ) -> (EventReceiver, Vec<Member>) {
+        let (tx, rx) = peer_events(capacity);
         d.seat(room, pid(n), tx);
         let before = d.enter(room, pid(n), profile(&n.to_string())).unwrap();
         (rx, before)
     }
 
-    fn room_events(rx: &mut UnboundedReceiver<PeerEvent>) -> Vec<RoomEvent> {
+    fn room_events(rx: &mut EventReceiver) -> Vec<RoomEvent> {
         let mut out = Vec::new();
-        while let Ok(ev) = rx.try_recv() {
+        while let Ok(Some(ev)) = rx.try_recv() {
             if let PeerEvent::Room(e) = ev {
                 out.push(e);
             }
@@ -359,7 +336,7 @@ mod tests {
     fn an_unlisted_seat_is_invisible_and_silent() {
         let d = RoomDirectory::new(1);
         let (mut a, _) = join(&d, "r", 1);
-        let (tx, mut player) = unbounded_channel();
+        let (tx, mut player) = peer_events(64);
         d.seat("r", pid(2), tx);
         assert!(!d.is_listed("r", pid(2)));
         assert!(d.is_listed("r", pid(1)));
@@ -398,7 +375,7 @@ mod tests {
     fn seats_go_to_the_least_loaded_worker_and_prefer_the_rooms_own() {
         let d = RoomDirectory::new(3);
         let seat = |room: &str, n: u64| {
-            let (tx, _rx) = unbounded_channel();
+            let (tx, _rx) = peer_events(1);
             d.seat(room, pid(n), tx)
         };
         assert_eq!(seat("a", 1), 0);
@@ -417,5 +394,31 @@ mod tests {
         d.unseat("d", pid(6));
         assert_eq!(d.worker_loads(), [2, 0, 1]);
         assert_eq!(d.room_count(), 3);
+    }
+
+    #[test]
+    fn a_member_that_stops_reading_lags_alone() {
+        let d = RoomDirectory::new(1);
+        let (mut reader, _) = join(&d, "r", 1);
+        let (mut stalled, _) = join_with(&d, "r", 2, 8);
+        let (_x, _) = join(&d, "r", 3);
+        room_events(&mut reader);
+        let mut heard = 0;
+        for round in 0..10_000 {
+            d.set_muted("r", pid(3), Kind::Audio, round % 2 == 0);
+            if round % 32 == 31 {
+                heard += room_events(&mut reader).len();
+            }
+        }
+        heard += room_events(&mut reader).len();
+        assert_eq!(heard, 10_000, "the member that reads loses nothing");
+        assert!(
+            matches!(stalled.try_recv(), Err(Lagged)),
+            "the stalled member's queue stopped at its limit and says so"
+        );
+        assert!(
+            d.is_listed("r", pid(2)),
+            "its door, not the directory, ends it"
+        );
     }
 }

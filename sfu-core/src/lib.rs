@@ -20,6 +20,8 @@
 //! - [`sfu`]: the control plane handle ([`Sfu`]) that signaling calls: join, answer, leave.
 //! - [`directory`]: the call-room directory, who is in which room and on which worker, and
 //!   the room events its members are told.
+//! - [`events`]: what a participant is told ([`PeerEvent`]) and the bounded queue that
+//!   carries it to its door.
 //! - [`layers`], [`rewrite`], [`vp8`]: simulcast layer choice and seamless switching.
 //! - [`speaker`]: active speaker detection from audio levels.
 //! - [`stats`]: per-worker counters for `/metrics`.
@@ -35,6 +37,7 @@
 pub mod budget;
 pub mod demux;
 pub mod directory;
+pub mod events;
 pub mod forward;
 pub mod layers;
 pub mod link;
@@ -53,7 +56,8 @@ pub mod vp8;
 pub mod worker;
 pub mod worker_thread;
 
-pub use directory::{Member, Profile, RoomDirectory, RoomEvent};
+pub use directory::{Profile, RoomDirectory};
+pub use events::{peer_events, EventReceiver, EventSender, Lagged, Member, PeerEvent, RoomEvent};
 pub use router::Grants;
 pub use session::Kind;
 pub use sfu::{Joined, Placement, Sfu, SfuConfig};
@@ -123,38 +127,6 @@ pub struct ConsumerStats {
     pub target: Option<&'static str>,
     pub rendered_width: Option<u32>,
     pub pinned: Option<&'static str>,
-}
-
-/// Events for one participant, delivered to its signaling connection.
-#[derive(Debug)]
-pub enum PeerEvent {
-    /// A server offer to forward to the client; `added` maps new mids to their publishers,
-    /// `removed` lists mids of tracks that ended.
-    Offer {
-        sdp: String,
-        added: Vec<TrackInfo>,
-        removed: Vec<String>,
-    },
-    /// One of this participant's own tracks is now published to the room (its media arrived
-    /// and it is routed); `mid` is in the participant's own session.
-    Published(TrackInfo),
-    /// The simulcast layer this participant receives on track `mid` changed.
-    LayerSwitched {
-        mid: String,
-        /// The layer's RID name (`q`, `h`, `f`).
-        layer: &'static str,
-        reason: layers::SwitchReason,
-        /// The layer's frame width, when known.
-        width: Option<u16>,
-    },
-    /// Someone else in the room joined, left, muted or published ([`directory`]).
-    Room(RoomEvent),
-    /// The room's active speaker changed (`None`: nobody speaks).
-    ActiveSpeaker(Option<ParticipantId>),
-    /// ICE + DTLS connected.
-    Connected,
-    /// The media session ended (the participant left, timed out or failed).
-    Closed,
 }
 
 impl SfuError {

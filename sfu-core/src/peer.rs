@@ -15,13 +15,13 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use tokio::sync::mpsc::UnboundedSender;
+use crate::EventSender;
 
 use crate::budget::Budget;
 use crate::forward::{SinkId, Subscriber};
 use crate::producer::ProducerKey;
 use crate::session::{CodecKey, Kind, MediaId, Session};
-use crate::{ParticipantId, PeerEvent};
+use crate::ParticipantId;
 
 /// Runs `f`, turning a panic inside str0m into `None` so only that peer is dropped.
 pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
@@ -83,7 +83,7 @@ pub struct PeerCounters {
 pub struct Peer {
     pub id: ParticipantId,
     pub session: Session,
-    pub events: UnboundedSender<PeerEvent>,
+    pub events: EventSender,
     /// The deadline currently in the timer heap (at most one live entry per peer).
     pub scheduled: Option<Instant>,
     /// Set while the peer is in the dirty list (needs a drive after fan-out).
@@ -102,7 +102,7 @@ impl Peer {
     pub fn new(
         id: ParticipantId,
         session: Session,
-        events: UnboundedSender<PeerEvent>,
+        events: EventSender,
         follow: Option<Follow>,
     ) -> Self {
         Peer {

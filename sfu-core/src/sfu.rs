@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::directory::RoomDirectory;
 use crate::relay::{mesh, MAX_WORKERS, RELAY_CAPACITY};
@@ -19,7 +19,7 @@ use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
 use crate::worker::Follow;
 use crate::worker_thread::{spawn, Command, Control, WorkerHandle};
-use crate::{ParticipantId, PeerEvent, SessionStats, SfuError};
+use crate::{EventSender, ParticipantId, SessionStats, SfuError};
 
 /// How the media plane is laid out.
 #[derive(Debug, Clone)]
@@ -143,7 +143,7 @@ impl Sfu {
         room: &str,
         grants: Grants,
         offer: String,
-        events: mpsc::UnboundedSender<PeerEvent>,
+        events: EventSender,
     ) -> Result<Joined, SfuError> {
         self.join_as(room, grants, None, offer, events).await
     }
@@ -158,7 +158,7 @@ impl Sfu {
         publisher: ParticipantId,
         layer: Option<u8>,
         offer: String,
-        events: mpsc::UnboundedSender<PeerEvent>,
+        events: EventSender,
     ) -> Result<Joined, SfuError> {
         let grants = Grants {
             publish: false,
@@ -175,7 +175,7 @@ impl Sfu {
         grants: Grants,
         follow: Option<Follow>,
         offer: String,
-        events: mpsc::UnboundedSender<PeerEvent>,
+        events: EventSender,
     ) -> Result<Joined, SfuError> {
         let participant = ParticipantId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let worker = self.rooms.seat(room, participant, events.clone());

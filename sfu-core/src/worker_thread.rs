@@ -25,7 +25,7 @@ use crate::relay::{Inter, RelayLinks};
 use crate::router::Grants;
 use crate::stats::WorkerStats;
 use crate::worker::{JoinAnswer, WorkerCore};
-use crate::{ParticipantId, PeerEvent, SessionStats, SfuError};
+use crate::{EventSender, ParticipantId, SessionStats, SfuError};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -39,7 +39,7 @@ pub(crate) enum Command {
         /// A WHEP player of this participant (see `Worker::join`).
         follow: Option<crate::worker::Follow>,
         offer: String,
-        events: tokio::sync::mpsc::UnboundedSender<PeerEvent>,
+        events: EventSender,
         reply: oneshot::Sender<Result<JoinAnswer, SfuError>>,
     },
     Answer {

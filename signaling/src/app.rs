@@ -56,7 +56,7 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Accounts, chats and messages.
     pub store: messaging::Store,
-    /// Login failures per username and per client.
+    /// Login failures per (username, client address) and per client address.
     pub limiter: messaging::LoginLimiter,
     /// The messenger's use cases (commit, then publish; watch-party controls).
     pub service: messaging::Service,
@@ -73,6 +73,12 @@ pub struct App {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// ICE + DTLS must complete this soon after `joined`, or the call closes with 4410.
     pub media_timeout: std::time::Duration,
+    /// Lifetime of the access tokens that login and refresh hand out.
+    pub access_token_ttl: std::time::Duration,
+    /// Open HTTP connections, within the listener's caps (`server`).
+    pub connections: Arc<crate::connections::Admission>,
+    /// See [`crate::connections::Limits::header_timeout`].
+    pub header_timeout: std::time::Duration,
 }
 
 /// Options of the signaling layer.
@@ -82,6 +88,10 @@ pub struct Options {
     pub dev: bool,
     /// See [`App::media_timeout`].
     pub media_timeout: std::time::Duration,
+    /// See [`App::access_token_ttl`].
+    pub access_token_ttl: std::time::Duration,
+    /// The HTTP listener's limits (`server::serve`).
+    pub http: crate::connections::Limits,
 }
 
 impl Default for Options {
@@ -89,6 +99,8 @@ impl Default for Options {
         Options {
             dev: false,
             media_timeout: std::time::Duration::from_secs(30),
+            access_token_ttl: std::time::Duration::from_secs(15 * 60),
+            http: crate::connections::Limits::default(),
         }
     }
 }
@@ -123,6 +135,12 @@ impl App {
             stats: SignalingStats::default(),
             shutdown,
             media_timeout: options.media_timeout,
+            access_token_ttl: options.access_token_ttl,
+            connections: crate::connections::Admission::new(
+                options.http.max_connections,
+                options.http.max_connections_per_ip,
+            ),
+            header_timeout: options.http.header_timeout,
         })
     }
 }

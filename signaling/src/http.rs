@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use messaging::auth::Claims;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::bearer_token;
 use crate::metrics::head;
 
 /// Liveness: `{"status": "ok"}` while the server runs.
@@ -27,11 +28,16 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-/// `GET /metrics` in Prometheus text format.
+/// `GET /metrics` in Prometheus text format: aggregates only (per worker, per close code), no
+/// room names or participant ids. With `Authorization: Bearer <admin token>` (`gax token
+/// --admin`) also the per-session and per-consumer families, labelled by room and participant.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Counters in Prometheus text format (docs/operations.md)",
+    responses((status = 200, description = "Counters in Prometheus text format (docs/operations.md); per-session detail with an admin token",
         content_type = "text/plain")))]
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> impl IntoResponse {
+    let admin = bearer_token(&headers)
+        .and_then(|t| app.tokens.verify(&t).ok())
+        .is_some_and(|c| c.admin);
     let mut out = String::new();
     let stats = app.sfu.worker_stats();
     if let Some(first) = stats.first() {
@@ -85,6 +91,27 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
     head(
         &mut out,
+        "gax_http_connections",
+        "gauge",
+        "HTTP connections open (WebSockets included)",
+    );
+    let _ = writeln!(out, "gax_http_connections {}", app.connections.open());
+    head(
+        &mut out,
+        "gax_http_connections_refused_total",
+        "counter",
+        "HTTP connections refused at a cap, by reason (server_full, per_ip)",
+    );
+    for r in crate::connections::Refusal::ALL {
+        let _ = writeln!(
+            out,
+            "gax_http_connections_refused_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            app.connections.refused(r)
+        );
+    }
+    head(
+        &mut out,
         "gax_watch_viewers",
         "gauge",
         "Watch-party viewers connected to this node",
@@ -94,7 +121,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         "gax_watch_viewers {}",
         app.messenger.watch_hub.viewers()
     );
-    crate::metrics::sessions(&mut out, &app.sfu.session_stats().await);
+    if admin {
+        crate::metrics::sessions(&mut out, &app.sfu.session_stats().await);
+    }
     (
         [(
             header::CONTENT_TYPE,

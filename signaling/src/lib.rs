@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod app;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod participant;
 pub mod protocol;
 pub mod routes;
+pub mod server;
 pub mod watch;
 pub mod web;
 pub mod whip;

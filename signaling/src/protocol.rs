@@ -17,6 +17,11 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame broke the WebSocket protocol (RFC 6455: reserved bits set, an unmasked client
+    /// frame, a bad opcode or fragment).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// A message was larger than [`super::MAX_MESSAGE_BYTES`].
     pub const TOO_BIG: u16 = 1009;
     /// Malformed JSON, an unknown message type or field, or a message out of order.
@@ -33,6 +38,8 @@ pub mod close {
     pub const BAD_VERSION: u16 = 4426;
     /// The media session ended (ICE timeout, DTLS failure).
     pub const MEDIA_FAILED: u16 = 4410;
+    /// The client fell behind: its queue of server events overflowed (it stopped reading).
+    pub const TOO_SLOW: u16 = 4429;
     /// Internal error.
     pub const INTERNAL: u16 = 4500;
 }

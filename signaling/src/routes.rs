@@ -114,5 +114,23 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/watch.css", get(web::watch_css))
         .route("/js/{*file}", get(web::module))
         .fallback(http::not_found)
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .with_state(app)
+}
+
+/// A URL with `%00` is a 400 before any route reads it: no id, name or query text needs a NUL,
+/// and none may reach the database (Postgres refuses it; SQLite would store it).
+async fn refuse_nul_in_url(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().contains("%00"))
+    {
+        return crate::extract::nul_refused().into_response();
+    }
+    next.run(req).await
 }

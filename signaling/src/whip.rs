@@ -19,11 +19,12 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sfu_core::{Grants, PeerEvent, Profile};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
@@ -74,7 +75,7 @@ pub async fn publish(
     State(app): State<Arc<App>>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let claims = room_claims(&app, &headers, &room)?;
     if !claims.can_publish {
@@ -82,7 +83,14 @@ pub async fn publish(
             "the token does not allow publishing".into(),
         ));
     }
-    let offer = checked_offer(&headers, &body)?;
+    let offer = checked_offer(&headers, body)?;
+    if !sends_media(&offer) {
+        return Err(ApiError::BadRequest(
+            "a WHIP offer must send audio or video, but every m-line is recvonly or inactive \
+             (to play a participant, use WHEP)"
+                .into(),
+        ));
+    }
     start(app, room, claims, offer, None).await
 }
 
@@ -114,7 +122,7 @@ pub async fn play(
     Path((room, participant)): Path<(String, String)>,
     Query(query): Query<PlayQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // The same layer names as a call session's pin (`sfu_core::layers::layer_index`).
     let layer = match query.layer.as_deref() {
@@ -129,7 +137,7 @@ pub async fn play(
             "the token does not allow receiving media".into(),
         ));
     }
-    let offer = checked_offer(&headers, &body)?;
+    let offer = checked_offer(&headers, body)?;
     let publisher = participant
         .strip_prefix('p')
         .filter(|n| !n.starts_with('+'))
@@ -144,7 +152,10 @@ pub async fn play(
 
 /// The offer of a WHIP/WHEP request: `application/sdp`, at most [`MAX_OFFER_BYTES`], UTF-8,
 /// with at least one audio or video m-line.
-fn checked_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+fn checked_offer(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<String, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -160,12 +171,18 @@ fn checked_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> 
             message: "send the offer as Content-Type: application/sdp".into(),
         });
     }
+    let too_large = || ApiError::Coded {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "offer_too_large",
+        message: format!("the offer is larger than {MAX_OFFER_BYTES} bytes"),
+    };
+    // Past the server's body limit the body is not even read: the same JSON 413.
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => ApiError::BadRequest(e.body_text()),
+    })?;
     if body.len() > MAX_OFFER_BYTES {
-        return Err(ApiError::Coded {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "offer_too_large",
-            message: format!("the offer is larger than {MAX_OFFER_BYTES} bytes"),
-        });
+        return Err(too_large());
     }
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the offer is not UTF-8".into()))?;
@@ -181,6 +198,22 @@ fn checked_offer(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> 
     Ok(offer)
 }
 
+/// Whether an offer has an audio or video m-line that sends (`sendrecv`, the default, or
+/// `sendonly`, on the m-line or else at session level).
+fn sends_media(offer: &str) -> bool {
+    fn direction(line: &str) -> Option<&str> {
+        let d = line.trim().strip_prefix("a=")?;
+        matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive").then_some(d)
+    }
+    let (session, media) = offer.split_once("\nm=").unwrap_or((offer, ""));
+    let session_dir = session.lines().find_map(direction).unwrap_or("sendrecv");
+    media.split("\nm=").any(|section| {
+        let av = section.starts_with("audio") || section.starts_with("video");
+        let dir = section.lines().find_map(direction).unwrap_or(session_dir);
+        av && matches!(dir, "sendrecv" | "sendonly")
+    })
+}
+
 /// Joins the SFU (as a publisher, or as a player of `follow`'s publisher, with its pinned
 /// layer if any) and keeps the session until it
 /// ends; answers 201 with the SDP answer and the session's `Location`.
@@ -191,7 +224,7 @@ async fn start(
     offer: String,
     follow: Option<(sfu_core::ParticipantId, Option<u8>)>,
 ) -> Result<Response, ApiError> {
-    let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
+    let (peer_tx, mut peer_rx) = sfu_core::peer_events(sfu_core::events::DEFAULT_CAPACITY);
     let joined = match follow {
         None => {
             let grants = Grants {
@@ -270,10 +303,16 @@ async fn start(
                 }
                 _ = shutdown.changed() => break,
                 ev = peer_rx.recv() => match ev {
-                    Some(PeerEvent::Connected) => media_up = true,
-                    Some(PeerEvent::Published(t)) => task_app.sfu.rooms().published(&task_room, t),
-                    Some(PeerEvent::Closed) | None => break,
-                    Some(_) => {}
+                    Ok(Some(PeerEvent::Connected)) => media_up = true,
+                    Ok(Some(PeerEvent::Published(t))) => task_app.sfu.rooms().published(&task_room, t),
+                    Ok(Some(PeerEvent::Closed) | None) => break,
+                    Ok(Some(_)) => {}
+                    // This task reads at once, so only a stalled node gets here; the session's
+                    // view of the room is incomplete, so it ends rather than go on wrong.
+                    Err(e) => {
+                        tracing::warn!(room = %task_room, participant = %id, "WHIP/WHEP session ended: {e}");
+                        break;
+                    }
                 },
             }
         }
@@ -398,6 +437,32 @@ mod tests {
         assert!(!accepts_media("v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n"));
         assert!(!accepts_media(
             "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        ));
+    }
+
+    #[test]
+    fn a_publish_offer_must_send_something() {
+        let m = |dirs: &[&str]| {
+            let mut o = String::from("v=0\r\ns=-\r\n");
+            for (i, d) in dirs.iter().enumerate() {
+                let kind = if i % 2 == 0 { "audio" } else { "video" };
+                o.push_str(&format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\n"));
+                if !d.is_empty() {
+                    o.push_str(&format!("a={d}\r\n"));
+                }
+            }
+            o
+        };
+        assert!(sends_media(&m(&["sendonly"])));
+        assert!(sends_media(&m(&["recvonly", "sendrecv"])));
+        assert!(sends_media(&m(&[""])), "sendrecv is the default");
+        assert!(!sends_media(&m(&["recvonly"])));
+        assert!(!sends_media(&m(&["recvonly", "inactive"])));
+        assert!(!sends_media(
+            "v=0\r\na=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        ));
+        assert!(!sends_media(
+            "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sendrecv\r\n"
         ));
     }
 }

@@ -14,7 +14,8 @@
 //   outside the browser (tests/whip.rs runs GStreamer, tests/e2e/gst_whip.py); with a `player`
 //   token, a bare RTCPeerConnection then plays the same publisher over WHEP and DELETEs it.
 // Env: GAX_URL (http://127.0.0.1:PORT), GAX_ROOM, GAX_TOKENS (JSON {name: token}, optional),
-//      CHROMIUM (default /usr/bin/chromium).
+//      GAX_ADMIN_TOKEN (simulcast: reads the per-consumer metrics), CHROMIUM (default
+//      /usr/bin/chromium).
 import { launch } from "./chromium.mjs";
 
 const base = process.env.GAX_URL;
@@ -345,7 +346,12 @@ async function simulcastLayers() {
   if (!l || l.layer !== "f" || !reasons.includes(l.reason)) fail(`last layer event ${JSON.stringify(l)}`);
 
   // The server's per-consumer metrics agree: capped on q, small on f.
-  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const admin = { headers: { Authorization: `Bearer ${process.env.GAX_ADMIN_TOKEN}` } };
+  const anonymous = await (await fetch(`${base}/metrics`)).text();
+  if (anonymous.includes("gax_consumer_layer{") || anonymous.includes(room)) {
+    fail("/metrics without an admin token shows rooms or participants");
+  }
+  const metrics = await (await fetch(`${base}/metrics`, admin)).text();
   const layers = metrics.split("\n").filter((line) => line.startsWith("gax_consumer_layer{"));
   const on = (x) => layers.filter((line) => line.includes(`layer="${x}"`)).length;
   // (big is normally on f too, but may be on h while Chromium has dropped f for a moment.)

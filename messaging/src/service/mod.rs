@@ -255,7 +255,7 @@ impl Service {
         room: &WatchRoom,
         claims: &Claims,
     ) -> Result<Viewer, WatchError> {
-        if claims.room.as_deref() == Some(call_room(&room.id).as_str()) {
+        if claims.watch.as_deref() == Some(room.id.as_str()) {
             return Ok(Viewer::Guest {
                 sub: claims.sub.clone(),
             });

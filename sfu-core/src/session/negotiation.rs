@@ -13,7 +13,7 @@ impl Session {
     pub fn accept_offer(&mut self, offer_sdp: &str) -> Result<String, SessionError> {
         let bundled = bundle_single_section(offer_sdp)?;
         let offer = SdpOffer::from_sdp_string(bundled.as_deref().unwrap_or(offer_sdp))
-            .map_err(|e| SessionError::BadSdp(e.to_string()))?;
+            .map_err(|e| sdp_error(offer_sdp, e))?;
         let answer = self
             .rtc
             .sdp_api()
@@ -83,8 +83,8 @@ impl Session {
 
     /// Applies the peer's answer to our last offer.
     pub fn accept_answer(&mut self, answer_sdp: &str) -> Result<(), SessionError> {
-        let answer = SdpAnswer::from_sdp_string(answer_sdp)
-            .map_err(|e| SessionError::BadSdp(e.to_string()))?;
+        let answer =
+            SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| sdp_error(answer_sdp, e))?;
         let Some(p) = self.pending.take() else {
             return Err(SessionError::NoPendingOffer);
         };
@@ -93,6 +93,29 @@ impl Session {
             .accept_answer(p.pending, answer)
             .map_err(|e| SessionError::Refused(e.to_string()))
     }
+}
+
+/// What was wrong with SDP that str0m could not parse, in words a client can act on. str0m's
+/// own parse error is its parser's debug output (with heap addresses in it), so it is never
+/// shown; its consistency errors are plain sentences and are kept.
+fn sdp_error(sdp: &str, e: str0m::error::SdpError) -> SessionError {
+    use str0m::error::SdpError;
+    let SdpError::ParseError(_) = e else {
+        return SessionError::BadSdp(e.to_string());
+    };
+    if !sdp.starts_with("v=0") {
+        return SessionError::BadSdp(
+            "not an SDP session description (it must start with v=0)".into(),
+        );
+    }
+    let malformed = sdp.lines().enumerate().find(|(_, l)| {
+        let b = l.as_bytes();
+        !(b.len() >= 2 && b[0].is_ascii_lowercase() && b[1] == b'=')
+    });
+    SessionError::BadSdp(match malformed {
+        Some((n, _)) => format!("SDP line {} is not of the form <letter>=<value>", n + 1),
+        None => "the SDP could not be parsed: a line has a value that is not valid SDP".into(),
+    })
 }
 
 /// For an offer without a BUNDLE group: the same offer with `a=group:BUNDLE <mid>` added when
@@ -170,5 +193,29 @@ mod tests {
         assert_eq!(bundle_single_section("v=0\r\n").unwrap(), None);
         let no_mid = ONE.replace("a=mid:video0\r\n", "");
         assert_eq!(bundle_single_section(&no_mid).unwrap(), None);
+    }
+
+    /// The refusal of every kind of unparsable SDP says what is wrong and shows nothing of
+    /// the parser (its debug output carries heap addresses: `PointerOffset(0x7f...)`).
+    #[test]
+    fn unparsable_sdp_is_described_without_internals() {
+        let cases = [
+            ("this is not sdp", "must start with v=0"),
+            ("v=0\r\nbroken", "line 2 is not of the form"),
+            ("v=0\r\nm=video garbage\r\n", "a line has a value"),
+            ("v=x\r\ns=-\r\n", "must start with v=0"),
+            ("", "must start with v=0"),
+        ];
+        for (sdp, says) in cases {
+            let e = SdpOffer::from_sdp_string(sdp).expect_err(sdp);
+            let SessionError::BadSdp(msg) = sdp_error(sdp, e) else {
+                panic!("{sdp:?} is not BadSdp");
+            };
+            assert!(msg.contains(says), "{sdp:?}: {msg}");
+            assert!(
+                !msg.contains("0x") && !msg.contains("Pointer"),
+                "{sdp:?}: {msg}"
+            );
+        }
     }
 }

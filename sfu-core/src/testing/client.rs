@@ -127,7 +127,7 @@ pub struct Client {
     /// The client's fake address (its host candidate, the source of its datagrams).
     pub addr: SocketAddr,
     pub rtc: Rtc,
-    pub(super) events: UnboundedReceiver<PeerEvent>,
+    pub(super) events: EventReceiver,
     /// str0m on the client side reported `Event::Connected`.
     pub connected: bool,
     /// The server reported `PeerEvent::Connected` for this participant.
@@ -161,7 +161,7 @@ impl Client {
         index: usize,
         worker: usize,
         now: Instant,
-        events: UnboundedReceiver<PeerEvent>,
+        events: EventReceiver,
     ) -> Result<Self, Error> {
         let id = ParticipantId(index as u64 + 1);
         // 10.1.x.y: one address per client, never touching a real interface.

@@ -63,14 +63,13 @@ use crate::relay::{mesh, Inter, RELAY_CAPACITY};
 use crate::session::{init_crypto, new_certificate};
 use crate::stats::WorkerStats;
 use crate::worker::WorkerCore;
-use crate::{vp8, Grants, ParticipantId, PeerEvent, TrackInfo};
+use crate::{peer_events, vp8, EventReceiver, Grants, ParticipantId, PeerEvent, TrackInfo};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 /// Errors while building or driving the room (str0m, sfu-core or harness errors, boxed).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

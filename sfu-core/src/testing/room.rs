@@ -133,7 +133,8 @@ impl InMemoryRoom {
     ) -> Result<Mid, Error> {
         let index = self.clients.len();
         let worker = index % self.cores.len();
-        let (tx, rx) = unbounded_channel();
+        // Ample: the harness drains every client's events each round.
+        let (tx, rx) = peer_events(4096);
         let mut client = Client::new(index, worker, self.now, rx)?;
         let mut api = client.rtc.sdp_api();
         let mid = api.add_media(kind, dir, None, None, simulcast);

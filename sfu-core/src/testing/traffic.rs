@@ -364,7 +364,7 @@ impl InMemoryRoom {
     /// Handles what the server told client `i`: answers offers, notes connection.
     pub(super) fn server_events(&mut self, i: usize) -> Result<(), Error> {
         let now = self.now;
-        while let Ok(ev) = self.clients[i].events.try_recv() {
+        while let Some(ev) = self.clients[i].events.try_recv()? {
             let c = &mut self.clients[i];
             match ev {
                 PeerEvent::Offer { sdp, added, .. } => {

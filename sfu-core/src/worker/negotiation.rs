@@ -12,7 +12,7 @@ use crate::producer::ProducerKey;
 use crate::relay::Inter;
 use crate::router::{Departure, Grants};
 use crate::session::{Kind, MediaId, OutgoingTrack, Session, SessionOutput};
-use crate::{ParticipantId, PeerEvent, SfuError, TrackInfo};
+use crate::{EventSender, ParticipantId, PeerEvent, SfuError, TrackInfo};
 
 impl WorkerCore {
     /// A new peer joins `room` with its SDP offer. Its tracks are published to the others and
@@ -30,7 +30,7 @@ impl WorkerCore {
         grants: Grants,
         follow: Option<Follow>,
         offer: &str,
-        events: tokio::sync::mpsc::UnboundedSender<PeerEvent>,
+        events: EventSender,
     ) -> Result<JoinAnswer, SfuError> {
         if self.peers.contains(who) {
             return Err(SfuError::AlreadyJoined);

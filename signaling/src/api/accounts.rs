@@ -10,7 +10,6 @@ use messaging::{Profile, ProfileUpdate, Session};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ACCESS_TTL;
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientKey};
@@ -55,7 +54,7 @@ pub struct TokenResponse {
 }
 
 fn session_response(app: &App, session: Session) -> Result<TokenResponse, ApiError> {
-    let claims = session.access_claims(ACCESS_TTL);
+    let claims = session.access_claims(app.access_token_ttl);
     let access_token = app
         .tokens
         .mint(&claims)
@@ -63,7 +62,7 @@ fn session_response(app: &App, session: Session) -> Result<TokenResponse, ApiErr
     Ok(TokenResponse {
         user: session.user,
         access_token,
-        expires_in: ACCESS_TTL.as_secs(),
+        expires_in: app.access_token_ttl.as_secs(),
         refresh_token: session.refresh_token,
         refresh_expires_at: session.refresh_expires_at,
     })
@@ -99,7 +98,8 @@ pub async fn register(
 }
 
 /// Signs in with a password. Wrong username and wrong password get the same answer in the
-/// same time; repeated failures per username and per client are rate limited.
+/// same time; repeated failures per (username, client address) and per client address are rate
+/// limited.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts",
     request_body = LoginRequest,
     responses(

@@ -25,6 +25,10 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
+/// Messages per history page: the range a client may ask for, and the default.
+const HISTORY_LIMIT: std::ops::RangeInclusive<u32> = 1..=200;
+const HISTORY_DEFAULT: u32 = 50;
+
 /// A page of a chat's history: newest first before a cursor, or oldest first after one.
 /// Deleted messages appear as tombstones so `seq` has no holes.
 #[utoipa::path(get, path = "/api/chats/{chat}/messages", tag = "messages",
@@ -38,7 +42,14 @@ pub async fn history(
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
+    let limit = q.limit.unwrap_or(HISTORY_DEFAULT);
+    if !HISTORY_LIMIT.contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be {} to {}",
+            HISTORY_LIMIT.start(),
+            HISTORY_LIMIT.end()
+        )));
+    }
     let chat = ChatId(chat);
     let page = match (q.before, q.after) {
         (Some(_), Some(_)) => {

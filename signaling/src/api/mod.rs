@@ -23,8 +23,5 @@ pub mod watch;
 
 use std::time::Duration;
 
-/// How long an access token from login or refresh is valid.
-pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
-
 /// How long a call token minted for a chat's call room is valid.
 pub const CALL_TTL: Duration = Duration::from_secs(60 * 60);

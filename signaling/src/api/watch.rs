@@ -21,8 +21,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AnyToken, ApiJson, Authed};
 use crate::watch::{call_room, control_from_parts, playable_url, server_now};
 
-/// How long a share link works.
+/// How long a share link works by default, and at most.
 pub const LINK_TTL: Duration = Duration::from_secs(24 * 3600);
+pub const LINK_TTL_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 async fn load_room(app: &App, room: &str) -> Result<WatchRoom, ApiError> {
     if !is_room_id(room) {
@@ -153,16 +154,38 @@ pub struct ShareLink {
     pub expires_at: i64,
 }
 
-/// Makes a share link for the room (host only), valid for 24 hours.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareLinkRequest {
+    /// Lifetime in seconds (1 to 604800). Default 86400 (24 hours).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// Makes a share link for the room (host only), valid for 24 hours unless asked otherwise. It
+/// expires when it says: the call token a guest is handed in the welcome expires no later, and
+/// is no share link itself.
 #[utoipa::path(post, path = "/api/watch/{room}/link", tag = "watch",
     security(("bearer" = [])), params(("room" = String, Path)),
-    responses((status = 200, body = ShareLink), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    request_body(content = ShareLinkRequest, description = "Optional (an empty body: 24 hours)"),
+    responses((status = 200, body = ShareLink), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn share_link(
     State(app): State<Arc<App>>,
     me: Authed,
     Path(room): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<ShareLink>, ApiError> {
+    let request: ShareLinkRequest = if body.is_empty() {
+        ShareLinkRequest { ttl_secs: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    let ttl = match request.ttl_secs {
+        None => LINK_TTL,
+        Some(s) if (1..=LINK_TTL_MAX.as_secs()).contains(&s) => Duration::from_secs(s),
+        Some(_) => return Err(ApiError::BadRequest("ttl_secs must be 1 to 604800".into())),
+    };
     let room = load_room(&app, &room).await?;
     if room.host != me.user {
         return Err(match app.store.watch_role(&room.id, me.user).await? {
@@ -173,12 +196,8 @@ pub async fn share_link(
     }
     let guest: [u8; 6] = rand::random();
     let guest: String = guest.iter().map(|b| format!("{b:02x}")).collect();
-    let claims = Claims::for_room(
-        &format!("guest-{guest}"),
-        None,
-        &call_room(&room.id),
-        LINK_TTL,
-    );
+    let mut claims = Claims::for_room(&format!("guest-{guest}"), None, &call_room(&room.id), ttl);
+    claims.watch = Some(room.id.clone());
     let token = app
         .tokens
         .mint(&claims)

@@ -218,7 +218,9 @@ fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
-/// The user of a bearer token (any user token; access to the file is checked after).
+/// The user of a bearer token: a user's access token, as every other file route asks for
+/// (access to the file is checked after). A call token names a user too, but grants a call
+/// room, not files: it is refused (a signed link is the grant for one file).
 fn bearer_user(app: &App, headers: &HeaderMap) -> Result<UserId, ApiError> {
     let token = bearer_token(headers).ok_or_else(|| {
         ApiError::Unauthorized(
@@ -229,8 +231,14 @@ fn bearer_user(app: &App, headers: &HeaderMap) -> Result<UserId, ApiError> {
         .tokens
         .verify(&token)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    UserId::from_subject(&claims.sub)
-        .ok_or_else(|| ApiError::Forbidden("this token is not for a user account".into()))
+    let user = UserId::from_subject(&claims.sub)
+        .ok_or_else(|| ApiError::Forbidden("this token is not for a user account".into()))?;
+    if !claims.can_chat {
+        return Err(ApiError::Forbidden(
+            "this token does not grant files; use an access token or a signed link".into(),
+        ));
+    }
+    Ok(user)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,7 +3,6 @@
 //! layer-choice inputs on, fan out room events, and leave on every way out ([`Departure`]).
 
 use sfu_core::{Control, Grants, PeerEvent, Profile, SfuError};
-use tokio::sync::mpsc;
 
 use super::conn::{check_version, session_claims, Conn, End, Incoming};
 use crate::participant::Departure;
@@ -100,7 +99,7 @@ impl Conn {
             subscribe: claims.can_subscribe,
         };
 
-        let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
+        let (peer_tx, mut peer_rx) = sfu_core::peer_events(sfu_core::events::DEFAULT_CAPACITY);
         let joined = self
             .app
             .sfu
@@ -202,6 +201,9 @@ impl Conn {
                     }
                 }
                 ev = peer_rx.recv() => {
+                    let Ok(ev) = ev else {
+                        break End::error(close::TOO_SLOW, "too_slow", "the client fell behind its events; reconnect and join again");
+                    };
                     let msg = match ev {
                         Some(PeerEvent::Offer { sdp, added, removed }) => ServerMessage::Offer {
                             sdp,

@@ -11,13 +11,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Message as WsMessage;
 use messaging::bus::Event;
 use messaging::messages::PAGE_MAX;
 use messaging::{ChatId, ChatSummary, Message, NewMessage, Profile, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::conn::{check_version, parse_json, session_claims, Conn, End, Incoming};
+use super::conn::{check_version, parse_json, session_claims, token_deadline, Conn, End, Incoming};
 use crate::hub::chat::SessionId;
 use crate::protocol::close;
 
@@ -61,6 +60,10 @@ enum ClientMsg {
     },
     Watch {
         users: Vec<UserId>,
+    },
+    /// A fresh access token for the same user, before the current one expires.
+    Auth {
+        token: String,
     },
     Ping,
 }
@@ -110,6 +113,11 @@ enum ServerMsg<'a> {
         online: bool,
     },
     FriendsChanged,
+    /// The session now runs on the token of the last `auth`, until `expires_at`.
+    Authed {
+        /// Unix seconds.
+        expires_at: u64,
+    },
     Pong,
     Error {
         code: &'a str,
@@ -163,10 +171,7 @@ fn encode(msg: &ServerMsg<'_>) -> String {
 }
 
 async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
-    conn.socket
-        .send(WsMessage::Text(encode(msg).into()))
-        .await
-        .is_ok()
+    conn.send_text(encode(msg)).await
 }
 
 fn parse(text: &str) -> Result<ClientMsg, End> {
@@ -303,8 +308,18 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
         let mut shutdown = app.shutdown.clone();
+        // The session lives as long as its token: `auth` with a fresh one moves this on.
+        let expiry = tokio::time::sleep_until(token_deadline(claims.exp));
+        tokio::pin!(expiry);
         loop {
             tokio::select! {
+                _ = &mut expiry => {
+                    return End::error(
+                        close::UNAUTHORIZED,
+                        "token_expired",
+                        "the access token expired; send auth with a fresh one before it does",
+                    );
+                }
                 incoming = conn.next() => {
                     let text = match incoming {
                         Incoming::Text(t) => t,
@@ -315,6 +330,13 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
                         Ok(m) => m,
                         Err(end) => return end,
                     };
+                    if let ClientMsg::Auth { token } = msg {
+                        match reauthenticate(conn, user, &token).await {
+                            Ok(exp) => expiry.as_mut().reset(token_deadline(exp)),
+                            Err(end) => return end,
+                        }
+                        continue;
+                    }
                     if let Some(end) = handle(conn, user, session, msg, &mut trackers).await {
                         return end;
                     }
@@ -344,6 +366,35 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
     end
 }
 
+/// `auth`: the fresh token must be valid and for the same user with chat; then the session
+/// runs until its expiry. Anything else ends the session (4401, or 4403 for another user).
+async fn reauthenticate(conn: &mut Conn, user: UserId, token: &str) -> Result<u64, End> {
+    let claims = session_claims(
+        &conn.app,
+        Some(token.to_owned()),
+        None,
+        "auth needs a token",
+    )?;
+    if UserId::from_subject(&claims.sub) != Some(user) || !claims.can_chat {
+        return Err(End::error(
+            close::FORBIDDEN,
+            "forbidden",
+            "auth must carry a chat token of the same user",
+        ));
+    }
+    if !send(
+        conn,
+        &ServerMsg::Authed {
+            expires_at: claims.exp,
+        },
+    )
+    .await
+    {
+        return Err(End::normal(close::NORMAL));
+    }
+    Ok(claims.exp)
+}
+
 /// One client request. Returns how the session ends, if it does.
 async fn handle(
     conn: &mut Conn,
@@ -361,6 +412,8 @@ async fn handle(
                 "hello is only the first message",
             ))
         }
+        // Handled by the session loop, which owns the expiry timer.
+        ClientMsg::Auth { .. } => true,
         ClientMsg::Ping => send(conn, &ServerMsg::Pong).await,
         ClientMsg::Send {
             chat,
@@ -413,6 +466,15 @@ async fn handle(
             }
         },
         ClientMsg::Watch { users } => {
+            // Only friends and co-members: a stranger's id is dropped without a word (saying
+            // so would tell whether the id exists).
+            let users = match app.store.presence_visible(user, &users).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::warn!("presence contacts: {e}");
+                    Vec::new()
+                }
+            };
             app.messenger.hub.watch(session, &users);
             // Start from the truth: who of them is online now.
             match app.messenger.presence.online(&users).await {

@@ -4,6 +4,7 @@
 //! makes (version, token).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use messaging::auth::TokenError;
@@ -11,9 +12,16 @@ use messaging::auth::TokenError;
 use crate::app::App;
 use crate::protocol::{close, ServerMessage, MAX_MESSAGE_BYTES};
 
+/// How long one frame may take to reach the kernel's socket buffer. A client whose buffers
+/// stay full this long has stopped reading: the connection is dropped (no close frame can
+/// reach it) and counted as 4429.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(crate) struct Conn {
     pub(crate) app: Arc<App>,
-    pub(crate) socket: WebSocket,
+    socket: WebSocket,
+    /// A send timed out: nothing more is written, the connection is only dropped.
+    stalled: bool,
 }
 
 /// How a connection ends: the close code and, for errors, the message sent before closing.
@@ -41,14 +49,43 @@ pub(crate) enum Incoming {
 }
 
 impl Conn {
+    pub(crate) fn new(app: Arc<App>, socket: WebSocket) -> Conn {
+        Conn {
+            app,
+            socket,
+            stalled: false,
+        }
+    }
+
+    /// Sends one message; false when the connection is gone or stalled ([`SEND_TIMEOUT`]).
     pub(crate) async fn send(&mut self, msg: &ServerMessage) -> bool {
-        self.socket
-            .send(Message::Text(msg.to_json().into()))
-            .await
-            .is_ok()
+        self.send_text(msg.to_json()).await
+    }
+
+    /// Sends one text frame (the messenger's and watch party's own messages).
+    pub(crate) async fn send_text(&mut self, text: String) -> bool {
+        self.send_frame(Message::Text(text.into())).await
+    }
+
+    async fn send_frame(&mut self, frame: Message) -> bool {
+        if self.stalled {
+            return false;
+        }
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(frame)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                self.stalled = true;
+                false
+            }
+        }
     }
 
     pub(crate) async fn finish(&mut self, end: End) {
+        if self.stalled {
+            tracing::debug!("dropping a connection whose client stopped reading");
+            self.app.stats.record_close(close::TOO_SLOW);
+            return;
+        }
         self.app.stats.record_close(end.code);
         if let Some((kind, message)) = end.error {
             tracing::debug!(code = end.code, kind, %message, "closing call connection");
@@ -57,8 +94,7 @@ impl Conn {
                 .await;
         }
         let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
+            .send_frame(Message::Close(Some(CloseFrame {
                 code: end.code,
                 reason: "".into(),
             })))
@@ -78,22 +114,40 @@ impl Conn {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => return Incoming::Closed,
-                // Frames beyond the transport's own limit (4x ours) end here; anything else is
-                // a broken connection with nobody left to tell.
-                Some(Err(e)) if e.to_string().contains("too long") => {
-                    return Incoming::Bad(End::error(
-                        close::TOO_BIG,
-                        "message_too_big",
-                        format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
-                    ))
-                }
-                Some(Err(e)) => {
-                    tracing::debug!("call connection broke: {e}");
-                    return Incoming::Closed;
-                }
+                Some(Err(e)) => return broken(&e.to_string()),
             }
         }
     }
+}
+
+/// What a read error from the WebSocket means. The transport (tungstenite) only says it in
+/// words, so this reads them: a frame beyond its own limit (4x ours), text that is not UTF-8
+/// and frames that break RFC 6455 get their close code (the client still listens); a
+/// connection reset or closed has nobody left to tell.
+fn broken(error: &str) -> Incoming {
+    if error.contains("too long") {
+        return Incoming::Bad(End::error(
+            close::TOO_BIG,
+            "message_too_big",
+            format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    if error.starts_with("UTF-8 encoding error") {
+        return Incoming::Bad(End::error(
+            close::INVALID_DATA,
+            "bad_frame",
+            "a text frame was not valid UTF-8",
+        ));
+    }
+    if error.starts_with("WebSocket protocol error") && !error.contains("reset without closing") {
+        return Incoming::Bad(End::error(
+            close::PROTOCOL_ERROR,
+            "bad_frame",
+            "a frame broke the WebSocket protocol (RFC 6455)",
+        ));
+    }
+    tracing::debug!("connection broke: {error}");
+    Incoming::Closed
 }
 
 /// The version check every session's first message makes: `protocol` names it in the error.
@@ -129,13 +183,27 @@ pub(crate) fn session_claims(
     })
 }
 
-/// A JSON message of the messenger or watch session, within the size limit.
+/// When a token that expires at `exp` (Unix seconds) stops being valid, as a timer instant.
+pub(crate) fn token_deadline(exp: u64) -> tokio::time::Instant {
+    let left = exp.saturating_sub(messaging::auth::unix_now());
+    tokio::time::Instant::now() + Duration::from_secs(left)
+}
+
+/// A JSON message of the messenger or watch session, within the size limit, without NUL
+/// characters in its strings.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, End> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(End::error(
             close::TOO_BIG,
             "message_too_big",
             format!("message too big; the limit is {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    if crate::extract::json_has_nul(text.as_bytes()) {
+        return Err(End::error(
+            close::BAD_MESSAGE,
+            "bad_message",
+            "text must not contain NUL characters (\\u0000)",
         ));
     }
     serde_json::from_str(text)

@@ -39,7 +39,7 @@ pub async fn upgrade(
     // only far larger ones are cut by the transport.
     ws.max_message_size(MAX_MESSAGE_BYTES * 4)
         .on_upgrade(move |socket| async move {
-            let mut conn = Conn { app, socket };
+            let mut conn = Conn::new(app, socket);
             conn.run(bearer).await;
         })
 }

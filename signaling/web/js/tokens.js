@@ -25,11 +25,17 @@ export const storedAccessToken = () => {
   return a && a.access_token ? a.access_token : null;
 };
 
+// Who wants to know of a new access token (the messenger socket re-authenticates with it).
+const tokenListeners = [];
+export const onNewToken = (fn) => tokenListeners.push(fn);
+const tellNewToken = () => { if (auth) for (const fn of tokenListeners) fn(auth.access_token); };
+
 // Stores new tokens (null: signed out) here and for the other tabs.
 export function saveAuth(a) {
   auth = a;
   store.set(AUTH_KEY, a);
   scheduleRefresh();
+  tellNewToken();
   return shared.set(a).catch(() => {});
 }
 
@@ -67,6 +73,7 @@ function adopt(a) {
     auth = a;
     store.set(AUTH_KEY, a);
     scheduleRefresh();
+    tellNewToken();
   }
 }
 

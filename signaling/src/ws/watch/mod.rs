@@ -20,7 +20,7 @@ use messaging::service::Viewer;
 use messaging::watch::{self, WatchError, WatchEvent};
 use messaging::WatchRoom;
 
-use super::conn::{check_version, session_claims, Conn, End, Incoming};
+use super::conn::{check_version, session_claims, token_deadline, Conn, End, Incoming};
 use crate::error::watch_status;
 use crate::hub::watch::HubItem;
 use crate::protocol::close;
@@ -183,12 +183,17 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
             Err(e) => return refuse(e),
         };
         let call = {
-            let claims = Claims::for_room(
+            let mut call = Claims::for_room(
                 &claims.sub,
                 Some(&session.name),
                 &call_room(&session.room.id),
                 CALL_TTL,
             );
+            // A guest's call ends with its share link.
+            if matches!(session.viewer, Viewer::Guest { .. }) {
+                call.exp = call.exp.min(claims.exp);
+            }
+            let claims = call;
             app.tokens.mint(&claims).ok().map(|token| CallInfo {
                 room: call_room(&session.room.id),
                 token,
@@ -215,8 +220,15 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         let mut last_version = state.version;
         let mut budget = Budget::new(std::time::Instant::now());
         let mut shutdown = app.shutdown.clone();
+        // A guest watches while its share link is valid, not a moment longer.
+        let guest = matches!(session.viewer, Viewer::Guest { .. });
+        let link_expiry = tokio::time::sleep_until(token_deadline(claims.exp));
+        tokio::pin!(link_expiry);
         loop {
             tokio::select! {
+                _ = &mut link_expiry, if guest => {
+                    return End::error(close::UNAUTHORIZED, "token_expired", "the share link expired");
+                }
                 incoming = conn.next() => {
                     let text = match incoming {
                         Incoming::Text(t) => t,

@@ -2,7 +2,6 @@
 //! sends ([`ClientMsg`]), what it is sent ([`ServerMsg`]), and how a first frame is recognised
 //! as a watch session's ([`is_watch`]).
 
-use axum::extract::ws::Message as WsMessage;
 use messaging::watch::{Playback, WatchRole};
 use messaging::{UserId, WatchMember, WatchRoom};
 use serde::{Deserialize, Serialize};
@@ -131,7 +130,7 @@ pub(super) fn parse(text: &str) -> Result<ClientMsg, End> {
 pub(super) async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
     let text = serde_json::to_string(msg)
         .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.into());
-    conn.socket.send(WsMessage::Text(text.into())).await.is_ok()
+    conn.send_text(text).await
 }
 
 #[cfg(test)]

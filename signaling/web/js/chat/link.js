@@ -3,7 +3,7 @@
 // and `wsSend` (only once the server welcomed us). Events go to the handler given to `initLink`.
 
 import { Socket } from "../socket.js";
-import { current, freshToken, refreshTokens } from "../tokens.js";
+import { current, freshToken, onNewToken, refreshTokens } from "../tokens.js";
 import { S, maxSeq, render } from "./state.js";
 import { $ } from "../dom.js";
 import { setConn } from "./notice.js";
@@ -35,6 +35,11 @@ export function initLink(onEvent) {
     },
   });
   window.addEventListener("online", () => { if (current()) socket.retryNow(); });
+  // The session lives as long as the token it presented: hand it each fresh one (the server
+  // closes with 4401 token_expired otherwise, and the socket reconnects).
+  onNewToken((token) => {
+    if (S.connected && token !== helloToken && socket.send({ type: "auth", token })) helloToken = token;
+  });
 }
 
 export function connect() {

@@ -1,0 +1,471 @@
+//! Hostile and broken clients against a real `gax serve` (issue 14): each does what an attacker
+//! or a stuck browser would, and the test shows the limit that stops it and that everyone
+//! else carries on.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ws::{self, Ws};
+use common::Gax;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A `/ws` connection whose receive buffer is small, so a client that stops reading fills the
+/// server's side quickly (the kernel's buffers are not what this test measures).
+async fn connect_small_buffer(gax: &Gax) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(gax.http).await.expect("connect");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio_tungstenite::client_async(gax.ws_url(), stream)
+        .await
+        .expect("upgrade")
+        .0
+}
+
+async fn join(ws: &mut Ws, token: &str) -> serde_json::Value {
+    let offer = common::sdp::publisher();
+    ws::put(
+        ws,
+        json!({"type": "join", "version": 1, "token": token, "sdp": offer}),
+    )
+    .await;
+    ws::until(ws, "joined").await.1
+}
+
+/// `gax_ws_closed_total{code="4429"}`.
+fn too_slow_closes(gax: &Gax) -> u64 {
+    let metrics = gax.get("/metrics").2;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gax_ws_closed_total{code=\"4429\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue 14, item 1: participant X toggles mute in a loop while participant Y never reads its
+/// socket. Y's queue of server events stops at its limit (256), Y is dropped and counted as
+/// 4429 once its socket has been stuck for the send timeout (10 s), X's call goes on, and the
+/// room no longer lists Y.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_member_that_stops_reading_is_dropped_and_the_room_goes_on() {
+    let gax = Gax::start(&["--media-timeout", "300s"]);
+    let token = |who: &str| gax.token(&["--room", "flood", "--identity", who]);
+    let mut x = ws::connect(&gax).await;
+    join(&mut x, &token("x")).await;
+    let mut y = connect_small_buffer(&gax).await;
+    join(&mut y, &token("y")).await;
+    ws::until(&mut x, "participant_joined").await;
+
+    // From here on Y reads nothing. 100,000 toggles are ~7.5 MB of events for Y: far more than
+    // its socket buffers and its queue hold.
+    const TOGGLES: usize = 100_000;
+    for i in 0..TOGGLES {
+        let mute = json!({"type": "mute", "kind": "audio", "muted": i % 2 == 0});
+        x.feed(Message::Text(mute.to_string().into()))
+            .await
+            .expect("send");
+        if i % 1000 == 999 {
+            x.flush().await.expect("flush");
+        }
+    }
+    x.flush().await.expect("flush");
+
+    // Bounded wait: the 10 s send timeout plus the time to work through the flood.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while too_slow_closes(&gax) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled member was not dropped within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // X was never held up: its call still answers.
+    ws::put(&mut x, json!({"type": "ping"})).await;
+    let (before, _) = ws::until(&mut x, "pong").await;
+    assert!(
+        before.iter().any(|m| m["type"] == "participant_left"),
+        "X is told Y left: {before:?}"
+    );
+
+    // Y's connection ends after what was already in its buffers, with far fewer events than
+    // were meant for it: the rest were never queued.
+    let mut heard = 0;
+    let end = loop {
+        let v = ws::next(&mut y).await;
+        if let Some(code) = v.get("closed") {
+            break code.clone();
+        }
+        if v["type"] == "mute" {
+            heard += 1;
+        }
+    };
+    assert!(
+        end.is_null() || end == 4429,
+        "Y's connection is dropped (or closed 4429), not closed normally: {end}"
+    );
+    assert!(
+        heard < TOGGLES,
+        "Y heard {heard} of {TOGGLES} toggles: its queue was bounded"
+    );
+
+    // The room's directory let Y go: a newcomer sees only X.
+    let mut z = ws::connect(&gax).await;
+    let joined = join(&mut z, &token("z")).await;
+    let others: Vec<_> = joined["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["identity"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(others, ["x"], "only X is left in the room");
+    assert!(gax.terminate(), "the server shuts down cleanly");
+}
+
+/// Issue 14, item 11: garbage SDP is refused with a message that says what is wrong and
+/// shows nothing of the parser (whose debug output has heap addresses), on `/ws` and WHIP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_garbage_sdp_show_no_internals() {
+    let gax = Gax::start(&[]);
+    let token = gax.token(&["--room", "r", "--identity", "mallory"]);
+    let internals = |msg: &str| msg.contains("0x") || msg.contains("Pointer");
+    for sdp in [
+        "this is not sdp",
+        "v=0\r\nbroken",
+        "v=0\r\nm=video garbage\r\n",
+        "v=x\r\n",
+    ] {
+        let mut ws = ws::connect(&gax).await;
+        ws::put(
+            &mut ws,
+            json!({"type": "join", "version": 1, "token": token, "sdp": sdp}),
+        )
+        .await;
+        let err = ws::next(&mut ws).await;
+        assert_eq!(err["code"], "bad_sdp", "{sdp:?}: {err}");
+        let msg = err["message"].as_str().unwrap();
+        assert!(!internals(msg), "/ws {sdp:?}: {msg}");
+        assert_eq!(ws::closed(&mut ws).await, Some(4415));
+
+        let (status, _, body) = common::http_request(
+            gax.http,
+            "POST",
+            "/whip/r",
+            Some(&token),
+            Some("application/sdp"),
+            sdp.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(status, 400, "WHIP {sdp:?}: {body}");
+        assert!(!internals(&body), "WHIP {sdp:?}: {body}");
+    }
+}
+
+/// Opens `/ws` by hand (no WebSocket library, so the test can send frames no library would)
+/// and returns the stream after the 101.
+fn raw_upgrade(gax: &Gax) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(gax.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        gax.http
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Reads server frames until a close frame: its code, or `None` when the TCP connection ends
+/// without one.
+fn close_code(s: &mut std::net::TcpStream) -> Option<u16> {
+    use std::io::Read;
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).ok()?;
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).ok()?;
+            len = u64::from(u16::from_be_bytes(l));
+        } else if len == 127 {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).ok()?;
+            len = u64::from_be_bytes(l);
+        }
+        let mut payload = vec![0u8; usize::try_from(len).ok()?];
+        s.read_exact(&mut payload).ok()?;
+        if h[0] & 0x0f == 0x8 {
+            return Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
+        }
+    }
+}
+
+/// One client frame: `first` is FIN/RSV/opcode, masked with a fixed key when `masked`.
+fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let key = [0x11, 0x22, 0x33, 0x44];
+    let mut f = vec![first, payload.len() as u8 | if masked { 0x80 } else { 0 }];
+    if masked {
+        f.extend_from_slice(&key);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        f.extend_from_slice(payload);
+    }
+    f
+}
+
+/// Frames that break RFC 6455 (a text frame that is not UTF-8, reserved bits, an unmasked client
+/// frame, an unknown opcode) are answered with a close frame and its code (1007, 1002), not by
+/// dropping the TCP connection; the server goes on.
+#[test]
+fn broken_websocket_frames_get_a_close_code() {
+    use std::io::Write;
+    let gax = Gax::start(&[]);
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        (
+            "invalid UTF-8",
+            frame(0x81, b"{\"a\":\"\xff\xfe\"}", true),
+            1007,
+        ),
+        ("RSV1 set", frame(0xC1, b"{}", true), 1002),
+        ("unmasked", frame(0x81, b"{}", false), 1002),
+        ("unknown opcode 0x3", frame(0x83, b"{}", true), 1002),
+    ];
+    for (what, bytes, want) in cases {
+        let mut s = raw_upgrade(&gax);
+        s.write_all(&bytes).unwrap();
+        assert_eq!(close_code(&mut s), Some(want), "{what}");
+    }
+    assert_eq!(gax.get("/healthz").0, 200);
+}
+
+/// `/metrics` needs no token, so by default it shows aggregates only: no room names, no
+/// participant ids (an unbounded label set, and a list of who is in which call). An operator's
+/// admin token (`gax token --admin`) also gets the per-session families.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_rooms_and_participants_to_an_admin_only() {
+    let gax = Gax::start(&[]);
+    let room = "board-meeting-7f3a";
+    let token = gax.token(&["--room", room, "--identity", "ceo"]);
+    let mut ws = ws::connect(&gax).await;
+    join(&mut ws, &token).await;
+    let admin = gax.token(&["--admin", "--identity", "ops"]);
+    let read = |bearer: Option<&str>| {
+        common::http_request(gax.http, "GET", "/metrics", bearer, None, b"")
+            .unwrap()
+            .2
+    };
+    // Wait until the session shows in the admin's view (the join is in place by now).
+    let detailed = read(Some(&admin));
+    assert!(
+        detailed.contains(&format!("room=\"{room}\"")),
+        "the admin sees the session: {detailed}"
+    );
+    for (who, bearer) in [("anyone", None), ("a call token", Some(token.as_str()))] {
+        let text = read(bearer);
+        assert!(text.contains("gax_media_packets_in_total"), "{who}: {text}");
+        assert!(!text.contains(room), "{who} sees the room name");
+        assert!(!text.contains("participant="), "{who} sees participant ids");
+        assert!(
+            !text.contains("gax_session_"),
+            "{who} sees per-session families"
+        );
+    }
+    ws.close(None).await.ok();
+}
+
+/// A connection from `src` (any 127.x address reaches the server on loopback) that has sent
+/// nothing yet.
+fn connect_from(gax: &Gax, src: [u8; 4]) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from((src, 0)))
+            .expect("bind a loopback source address");
+        let stream = socket.connect(gax.http).await.expect("connect");
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    })
+}
+
+/// One `GET path` on `s` (Connection: close): (status, head, body).
+fn get_on(mut s: std::net::TcpStream, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: gax\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A request line dripped slowly, and a connection that sends nothing, are both closed at the
+/// header timeout (here 1 s; 10 s by default) instead of holding a descriptor for ever.
+#[test]
+fn slow_and_silent_http_connections_are_cut_at_the_header_timeout() {
+    use std::io::{Read, Write};
+    let gax = Gax::start(&["--http-header-timeout", "1s"]);
+    let mut slow = connect_from(&gax, [127, 0, 0, 1]);
+    slow.write_all(b"GET /hea").unwrap();
+    let mut silent = connect_from(&gax, [127, 0, 0, 1]);
+    for (what, s) in [("slow", &mut slow), ("silent", &mut silent)] {
+        // Without a timeout this read would wait for the test's own 10 s read timeout (an error).
+        let mut rest = Vec::new();
+        let r = s.read_to_end(&mut rest);
+        assert!(
+            r.is_ok(),
+            "{what}: the server kept the connection open: {r:?}"
+        );
+    }
+    assert_eq!(gax.get("/healthz").0, 200);
+}
+
+/// Past `--max-connections-per-ip` an address gets 429 `too_many_connections`, past
+/// `--max-connections` everyone gets 503 `server_full` (JSON, `Retry-After`), `/healthz` keeps
+/// answering 200 all along, and once connections close, everything is served again.
+#[test]
+fn connections_over_the_caps_are_refused_and_healthz_still_answers() {
+    let gax = Gax::start(&[
+        "--max-connections",
+        "30",
+        "--max-connections-per-ip",
+        "20",
+        "--http-header-timeout",
+        "60s",
+    ]);
+    let from = |src: [u8; 4], path: &str| get_on(connect_from(&gax, src), path);
+    // Metrics are read from an address of their own, so they never count against another's cap.
+    let metrics = || from([127, 0, 0, 9], "/metrics").2;
+    // The start-up probes have closed: only this test's connections count from here (the
+    // reading itself is one; give its place a moment to be freed after it).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while common::metric_sum(&metrics(), "gax_http_connections") > 1 {
+        assert!(Instant::now() < deadline, "probes still open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut held: Vec<_> = (0..20)
+        .map(|_| connect_from(&gax, [127, 0, 0, 1]))
+        .collect();
+    // Connections are admitted in the accept loop, in order: wait until all 20 count.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (status, head, body) = from([127, 0, 0, 1], "/api/anything");
+    assert_eq!(status, 429, "{head}\n{body}");
+    assert!(body.contains("\"too_many_connections\""), "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_eq!(from([127, 0, 0, 1], "/healthz").0, 200, "per-address cap");
+    assert_eq!(from([127, 0, 0, 2], "/healthz").0, 200);
+
+    held.extend((0..10).map(|_| connect_from(&gax, [127, 0, 0, 2])));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, body) = from([127, 0, 0, 3], "/api/anything");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"server_full\""), "{body}");
+    let (status, _, body) = from([127, 0, 0, 3], "/healthz");
+    assert_eq!(status, 200, "the server is full, and alive: {body}");
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _, body) = from([127, 0, 0, 3], "/api/anything");
+        if status == 404 {
+            assert!(body.contains("\"not_found\""), "the real router: {body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {status} {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = metrics();
+    let refused = |reason: &str| {
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "gax_http_connections_refused_total{{reason=\"{reason}\"}} "
+                ))
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(refused("per_ip") >= 2, "{m}");
+    assert!(refused("server_full") >= 2, "{m}");
+}
+
+/// The soft open-files limit a shell hands a process is often far below the hard one: the
+/// server raises it to the hard limit at start (started here under `ulimit -S -n 256`).
+#[test]
+fn the_open_files_limit_is_raised_at_start() {
+    let read_limits = |pid: u32| -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        let mut n = line.split_whitespace().skip(3);
+        Some((n.next()?.parse().ok()?, n.next()?.parse().ok()?))
+    };
+    let Some((_, hard)) = read_limits(std::process::id()) else {
+        eprintln!("note: no /proc/<pid>/limits here; nothing to check");
+        return;
+    };
+    if hard <= 256 {
+        eprintln!("note: the hard open-files limit is {hard}; nothing to raise");
+        return;
+    }
+    let dir = Gax::fresh_data_dir();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -S -n 256 && exec \"$0\" \"$@\"")
+        .arg(common::gax_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--media-port", "0"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("spawn gax");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = read_limits(child.id());
+        if seen.is_some_and(|(soft, _)| soft > 256) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        seen,
+        Some((hard, hard)),
+        "soft limit raised to the hard one"
+    );
+}
