@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// Most HTTP connections from one source address; over it, 429. [default: 1000]
     #[arg(long, env = "GAX_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// A quota, as KIND=N/PERIOD or KIND=off; repeat for several. Kinds: sends (messages per
+    /// user), signups (accounts per address), uploads (per user), whip (WHIP/WHEP sessions per
+    /// token subject), ws_messages (messages per WebSocket session). [default: sends=300/1m,
+    /// signups=10/1h, uploads=200/1h, whip=30/1m, ws_messages=50/1s]
+    #[arg(long = "rate-limit", env = "GAX_RATE_LIMITS", value_delimiter = ',')]
+    pub rate_limit: Vec<String>,
     /// Database for accounts, chats and messages: a `postgres://` URL, or a SQLite file path
     /// or `sqlite:` URL. [default: <data-dir>/gax.db]
     #[arg(long, env = "GAX_DATABASE_URL", hide_env_values = true)]
@@ -160,6 +166,8 @@ struct FileConfig {
     http_header_timeout: Option<String>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    /// e.g. `[rate_limits]` with `sends = "300/1m"`, `signups = "off"`
+    rate_limits: Option<std::collections::BTreeMap<String, String>>,
     database_url: Option<String>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
@@ -189,6 +197,7 @@ pub struct Config {
     pub http_header_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    pub rate_limits: messaging::RateLimits,
     pub bandwidth_estimation: bool,
     /// `postgres://...`, or a SQLite path / `sqlite:` URL.
     pub database_url: String,
@@ -285,6 +294,19 @@ impl Config {
             max_connections > 0 && max_connections_per_ip > 0,
             "max_connections and max_connections_per_ip must be at least 1"
         );
+        let mut rate_limits = messaging::RateLimits::default();
+        for (kind, quota) in file.rate_limits.iter().flatten() {
+            rate_limits
+                .set(&format!("{kind}={quota}"))
+                .map_err(anyhow::Error::msg)
+                .context("[rate_limits] in the config file")?;
+        }
+        for setting in s.iter().flat_map(|s| &s.rate_limit) {
+            rate_limits
+                .set(setting)
+                .map_err(anyhow::Error::msg)
+                .context("--rate-limit")?;
+        }
         let data_dir = common
             .data_dir
             .clone()
@@ -373,6 +395,7 @@ impl Config {
             http_header_timeout,
             max_connections,
             max_connections_per_ip,
+            rate_limits,
             data_dir,
             jwt_secret,
             listen: s
@@ -460,6 +483,7 @@ mod tests {
             http_header_timeout: None,
             max_connections: None,
             max_connections_per_ip: None,
+            rate_limit: Vec::new(),
             database_url: None,
             redis_url: None,
             redis_prefix: None,

@@ -144,6 +144,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             max_connections,
             max_connections_per_ip: config.max_connections_per_ip,
         },
+        rate_limits: config.rate_limits,
     };
     let store = messaging::Store::connect(&config.database_url)
         .await

@@ -51,7 +51,9 @@ fn too_slow_closes(gax: &Gax) -> u64 {
 /// room no longer lists Y.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_member_that_stops_reading_is_dropped_and_the_room_goes_on() {
-    let gax = Gax::start(&["--media-timeout", "300s"]);
+    // Without the per-session message quota (it would stop X's flood first: that limit is
+    // shown below): this test shows the queue limit on its own.
+    let gax = Gax::start(&["--media-timeout", "300s", "--rate-limit", "ws_messages=off"]);
     let token = |who: &str| gax.token(&["--room", "flood", "--identity", who]);
     let mut x = ws::connect(&gax).await;
     join(&mut x, &token("x")).await;
@@ -288,23 +290,30 @@ async fn metrics_show_rooms_and_participants_to_an_admin_only() {
 /// A connection from `src` (any 127.x address reaches the server on loopback) that has sent
 /// nothing yet.
 fn connect_from(gax: &Gax, src: [u8; 4]) -> std::net::TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket
-            .bind(std::net::SocketAddr::from((src, 0)))
-            .expect("bind a loopback source address");
-        let stream = socket.connect(gax.http).await.expect("connect");
-        let stream = stream.into_std().unwrap();
-        stream.set_nonblocking(false).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+    // std cannot bind before connecting, tokio can; on a thread of its own, so this also works
+    // from inside an async test.
+    let to = gax.http;
+    let stream = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-        stream
+        rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(std::net::SocketAddr::from((src, 0)))
+                .expect("bind a loopback source address");
+            let stream = socket.connect(to).await.expect("connect");
+            stream.into_std().unwrap()
+        })
     })
+    .join()
+    .unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
 }
 
 /// One `GET path` on `s` (Connection: close): (status, head, body).
@@ -467,5 +476,303 @@ fn the_open_files_limit_is_raised_at_start() {
         seen,
         Some((hard, hard)),
         "soft limit raised to the hard one"
+    );
+}
+
+/// One HTTP request from `src` with a JSON (or raw) body and an optional bearer token:
+/// (status, head, body).
+fn request_from(
+    gax: &Gax,
+    src: [u8; 4],
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = connect_from(gax, src);
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: gax\r\nConnection: close\r\n{auth}\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A 429 with `Retry-After` (whole seconds, at least 1) and the JSON `rate_limited` error.
+fn assert_rate_limited(what: &str, (status, head, body): (u16, String, String)) {
+    assert_eq!(status, 429, "{what}: {head}\n{body}");
+    let retry = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        retry.is_some_and(|s| s >= 1),
+        "{what}: no Retry-After: {head}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(json["error"], "rate_limited", "{what}: {json}");
+    assert!(json["message"].is_string(), "{what}: {json}");
+}
+
+/// Sign-ups per address, message sends per user (REST and WebSocket together), uploads per
+/// user and WHIP sessions per token subject have quotas (`--rate-limit KIND=N/PERIOD`): past
+/// one, a 429 with `Retry-After` and a JSON body (a `rate_limited` error on the WebSocket),
+/// nothing stored, and others are not affected.
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_answer_429_with_retry_after_and_spare_everyone_else() {
+    let gax = Gax::start(&[
+        "--rate-limit",
+        "signups=2/1h",
+        "--rate-limit",
+        "sends=3/1h,uploads=1/1h",
+        "--rate-limit",
+        "whip=1/1h",
+    ]);
+    let json = "application/json";
+    let signup = |src: [u8; 4], name: &str| {
+        let body = json!({"username": name, "password": format!("password-{name}")});
+        request_from(
+            &gax,
+            src,
+            "POST",
+            "/api/auth/register",
+            None,
+            json,
+            body.to_string().as_bytes(),
+        )
+    };
+    let (s, _, alice) = signup([127, 0, 0, 1], "alice");
+    assert_eq!(s, 201, "{alice}");
+    let alice: serde_json::Value = serde_json::from_str(&alice).unwrap();
+    let alice_token = alice["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(signup([127, 0, 0, 1], "bob").0, 201);
+    assert_rate_limited(
+        "a third sign-up from one address",
+        signup([127, 0, 0, 1], "carl"),
+    );
+    assert_eq!(
+        signup([127, 0, 0, 2], "carl").0,
+        201,
+        "another address signs up"
+    );
+    let (s, body) = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "carl", "password": "password-carl"})),
+    );
+    assert_eq!(s, 200, "carl exists: {body}");
+
+    // Sends: 3 per user an hour, REST and WebSocket together.
+    let (s, chat) = gax.api(
+        "POST",
+        "/api/chats",
+        Some(&alice_token),
+        Some(json!({"kind": "group", "title": "quota"})),
+    );
+    assert_eq!(s, 201, "{chat}");
+    let path = format!("/api/chats/{}/messages", chat["id"]);
+    let send_rest = |text: &str| {
+        let body = json!({ "text": text }).to_string();
+        request_from(
+            &gax,
+            [127, 0, 0, 1],
+            "POST",
+            &path,
+            Some(&alice_token),
+            json,
+            body.as_bytes(),
+        )
+    };
+    assert_eq!(send_rest("one").0, 201);
+    assert_eq!(send_rest("two").0, 201);
+    let mut ws = ws::connect(&gax).await;
+    ws::put(
+        &mut ws,
+        json!({"type": "hello", "version": 1, "token": alice_token}),
+    )
+    .await;
+    ws::until(&mut ws, "synced").await;
+    ws::put(
+        &mut ws,
+        json!({"type": "send", "chat": chat["id"], "text": "three", "client_key": "k3"}),
+    )
+    .await;
+    ws::until(&mut ws, "ack").await;
+    ws::put(
+        &mut ws,
+        json!({"type": "send", "chat": chat["id"], "text": "four", "client_key": "k4"}),
+    )
+    .await;
+    let (_, err) = ws::until(&mut ws, "error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["client_key"].as_str()),
+        (Some("rate_limited"), Some("k4")),
+        "{err}"
+    );
+    assert_rate_limited("a fourth message over REST", send_rest("five"));
+    let (_, history) = gax.api("GET", &path, Some(&alice_token), None);
+    assert_eq!(
+        history.as_array().map(Vec::len),
+        Some(3),
+        "nothing over the quota stored: {history}"
+    );
+
+    // Uploads: 1 per user an hour.
+    let upload = |token: &str| {
+        request_from(
+            &gax,
+            [127, 0, 0, 1],
+            "POST",
+            "/api/files?name=a.txt",
+            Some(token),
+            "application/octet-stream",
+            b"hello",
+        )
+    };
+    assert_eq!(upload(&alice_token).0, 201);
+    assert_rate_limited("a second upload", upload(&alice_token));
+    let carl = gax.api(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "carl", "password": "password-carl"})),
+    );
+    assert_eq!(
+        upload(carl.1["access_token"].as_str().unwrap()).0,
+        201,
+        "another user uploads"
+    );
+
+    // WHIP: 1 session start per token subject an hour (refused before the offer is read).
+    let whip = gax.token(&["--room", "stage", "--identity", "obs"]);
+    let offer = common::sdp::publisher();
+    let start = |token: &str| {
+        request_from(
+            &gax,
+            [127, 0, 0, 1],
+            "POST",
+            "/whip/stage",
+            Some(token),
+            "application/sdp",
+            offer.as_bytes(),
+        )
+    };
+    assert_eq!(start(&whip).0, 201);
+    assert_rate_limited("a second WHIP session", start(&whip));
+    let other = gax.token(&["--room", "stage", "--identity", "obs2"]);
+    assert_eq!(start(&other).0, 201, "another identity publishes");
+}
+
+/// Issue 14, item 3: 20,000 `typing` frames from one user. The flood is cut at the session's
+/// message budget (a `rate_limited` error, the rest dropped and counted) and typing's own
+/// budget; the member beside it hears a handful of typing events, a bystander in another chat
+/// is not disconnected and chats on, the flooder itself stays connected and may send again
+/// once the budget refills, and search finds what was sent after the flood.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typing_flood_reaches_nobody_and_disconnects_no_one() {
+    let gax = Gax::start(&[]);
+    let (alice, _) = common::register(&gax, "alice");
+    let (bob, bob_id) = common::register(&gax, "bob");
+    let (carol, _) = common::register(&gax, "carol");
+    let (dave, dave_id) = common::register(&gax, "dave");
+    let group = |owner: &str, members: &[i64]| {
+        let (s, chat) = gax.api(
+            "POST",
+            "/api/chats",
+            Some(owner),
+            Some(json!({"kind": "group", "title": "t", "members": members})),
+        );
+        assert_eq!(s, 201, "{chat}");
+        chat["id"].as_i64().unwrap()
+    };
+    let flooded = group(&alice, &[bob_id]);
+    let elsewhere = group(&carol, &[dave_id]);
+    let hello = |token: String| {
+        let gax = &gax;
+        async move {
+            let mut ws = ws::connect(gax).await;
+            ws::put(
+                &mut ws,
+                json!({"type": "hello", "version": 1, "token": token}),
+            )
+            .await;
+            ws::until(&mut ws, "synced").await;
+            ws
+        }
+    };
+    let mut a = hello(alice.clone()).await;
+    let mut b = hello(bob).await;
+    let mut c = hello(carol).await;
+    let mut d = hello(dave).await;
+
+    let typing = json!({"type": "typing", "chat": flooded}).to_string();
+    for _ in 0..20_000 {
+        a.feed(Message::Text(typing.clone().into())).await.unwrap();
+    }
+    a.flush().await.unwrap();
+    let (_, err) = ws::until(&mut a, "error").await;
+    assert_eq!(err["code"], "rate_limited", "{err}");
+
+    // The bystanders chat on.
+    ws::put(
+        &mut c,
+        json!({"type": "send", "chat": elsewhere, "text": "still here", "client_key": "c1"}),
+    )
+    .await;
+    ws::until(&mut c, "ack").await;
+    let (_, got) = ws::until(&mut d, "message").await;
+    assert_eq!(got["message"]["text"], "still here");
+
+    // Bob heard a handful of typing events, not thousands, and nothing else went wrong.
+    ws::put(&mut b, json!({"type": "ping"})).await;
+    let (before_pong, _) = ws::until(&mut b, "pong").await;
+    let heard = before_pong.iter().filter(|m| m["type"] == "typing").count();
+    assert!((1..=10).contains(&heard), "bob heard {heard} typing events");
+
+    // Alice is still connected; after a pause her budget has refilled and she may send.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ws::put(&mut a, json!({"type": "send", "chat": flooded, "text": "octopus after the flood", "client_key": "a1"})).await;
+    let (_, ack) = ws::until(&mut a, "ack").await;
+    assert_eq!(ack["client_key"], "a1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, hits) = gax.api("GET", "/api/search?q=octopus", Some(&alice), None);
+        assert_eq!(s, 200, "{hits}");
+        if hits.to_string().contains("octopus after the flood") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "search never found it: {hits}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = gax.get("/metrics").2;
+    assert!(
+        common::metric_sum(&m, "gax_ws_rate_limited_total") >= 10_000,
+        "drops are counted: {m}"
+    );
+    assert_eq!(
+        common::metric_sum(&m, "gax_ws_closed_total"),
+        0,
+        "nobody was closed: {m}"
     );
 }

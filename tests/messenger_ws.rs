@@ -46,7 +46,7 @@ async fn hello(gax: &Gax, token: &str, resume: Value) -> (Ws, Vec<Value>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reconnecting_client_gets_exactly_what_it_missed() {
-    let gax = Gax::start(&[]);
+    let gax = Gax::start(&["--rate-limit", "sends=off"]); // 850 sends in a row
     let (alice, _) = register(&gax, "alice");
     let (bob, bob_id) = register(&gax, "bob");
     let chat = group(&gax, &alice, &[bob_id]);

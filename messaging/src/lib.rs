@@ -42,6 +42,7 @@
 //!               ──► Indexer ──► SearchIndex (search.rs) ◄── search(viewer, "words")
 //!  Presence (presence.rs) ── heartbeat / disconnect / sweep ──► Bus (Presence events)
 //!  LoginLimiter (ratelimit.rs): failures per (account, client) and per client, in memory
+//!  Quotas (quota.rs): actions per key (sends per user, sign-ups per address, ...), in memory
 //! ```
 //!
 //! A typical flow:
@@ -107,6 +108,7 @@ pub mod messages;
 pub mod passwords;
 pub mod presence;
 pub mod profiles;
+pub mod quota;
 pub mod ratelimit;
 pub mod search;
 pub mod service;
@@ -127,6 +129,7 @@ pub use messages::{Message, NewMessage, Sent};
 pub use passwords::HashCost;
 pub use presence::{Presence, PresenceChange, PresenceError};
 pub use profiles::{Profile, ProfileUpdate};
+pub use quota::{Quota, Quotas, RateLimits};
 pub use ratelimit::LoginLimiter;
 pub use search::{Hit, Indexer, IndexerOptions, Item, SearchError, SearchIndex, Snippet, Viewer};
 pub use service::Service;

@@ -75,13 +75,24 @@ async fn in_process_delivers_to_every_subscriber_in_order() {
     for e in &sent {
         assert_eq!(bus.publish(e).await.unwrap(), None);
     }
+    // In order within each kind: durable and ephemeral events travel apart (as on Redis), so
+    // a flood of one kind never pushes out the other.
+    let (durable, ephemeral): (Vec<Event>, Vec<Event>) =
+        sent.iter().cloned().partition(Event::is_durable);
     for sub in [&mut a, &mut b] {
-        for e in &sent {
-            let got = next(sub).await;
-            assert_eq!(&got.event, e);
-            assert_eq!(&got.origin, bus.node());
-            assert_eq!(got.position, None);
+        let mut got = Vec::new();
+        for _ in &sent {
+            let e = next(sub).await;
+            assert_eq!(&e.origin, bus.node());
+            assert_eq!(e.position, None);
+            got.push(e.event);
         }
+        let (got_durable, got_ephemeral): (Vec<Event>, Vec<Event>) =
+            got.into_iter().partition(Event::is_durable);
+        assert_eq!(
+            (got_durable, got_ephemeral),
+            (durable.clone(), ephemeral.clone())
+        );
         quiet(sub).await;
     }
     // A clone is the same node; another bus is another node.
@@ -102,13 +113,41 @@ async fn in_process_lagging_subscriber_is_told_how_much_it_lost() {
         bus.publish(&created(seq)).await.unwrap();
     }
     match slow.next().await {
-        Err(BusError::Lagged { missed: Some(3) }) => {}
+        Err(BusError::Lagged {
+            missed: Some(3),
+            durable: true,
+        }) => {}
         other => panic!("expected Lagged(3), got {other:?}"),
     }
     assert_eq!(next(&mut slow).await.event, created(4));
     assert_eq!(next(&mut slow).await.event, created(5));
     drop(bus);
     assert!(matches!(slow.next().await, Err(BusError::Closed)));
+}
+
+/// A flood of ephemeral events (typing) overflows only their own channel: the durable events
+/// around it all arrive, and the lag report says only ephemeral ones were lost.
+#[tokio::test]
+async fn in_process_an_ephemeral_flood_never_pushes_out_a_durable_event() {
+    let bus = Bus::in_process_with_capacity(4);
+    let mut sub = bus.subscribe().await.unwrap();
+    bus.publish(&created(1)).await.unwrap();
+    for _ in 0..100 {
+        bus.publish(&typing(7)).await.unwrap();
+    }
+    bus.publish(&created(2)).await.unwrap();
+    assert_eq!(next(&mut sub).await.event, created(1));
+    assert_eq!(next(&mut sub).await.event, created(2));
+    match sub.next().await {
+        Err(BusError::Lagged {
+            missed: Some(96),
+            durable: false,
+        }) => {}
+        other => panic!("expected an ephemeral lag of 96, got {other:?}"),
+    }
+    for _ in 0..4 {
+        assert_eq!(next(&mut sub).await.event, typing(7));
+    }
 }
 
 #[tokio::test]
@@ -233,7 +272,10 @@ async fn redis_subscriber_behind_a_trimmed_stream_gets_lagged() {
     assert_eq!(last.number(), 300);
     let mut sub = bus.subscribe_from(Position::ORIGIN).await.unwrap();
     let missed = match common::within("lag report", sub.next()).await {
-        Err(BusError::Lagged { missed: Some(n) }) => n,
+        Err(BusError::Lagged {
+            missed: Some(n),
+            durable: true,
+        }) => n,
         other => panic!("expected Lagged, got {other:?}"),
     };
     // Then the retained tail, in order, up to the newest.

@@ -416,6 +416,7 @@ async fn with_the_store_a_member_finds_and_a_stranger_does_not() {
         &bus,
         IndexerOptions {
             commit_every: Duration::from_millis(50),
+            ..IndexerOptions::default()
         },
     )
     .await
@@ -447,6 +448,71 @@ async fn with_the_store_a_member_finds_and_a_stranger_does_not() {
     store.leave_chat(bob, group.id).await.unwrap();
     let bob_after = Viewer::load(&store, bob).await.unwrap();
     assert!(found(&index, &bob_after, "meeting").is_empty());
+    indexer.stop().await.unwrap();
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A bus that loses durable events (here: an in-process channel of 2, flooded before the
+/// indexer runs) does not leave the index without them: the indexer catches up from the store.
+#[tokio::test(flavor = "current_thread")]
+async fn an_indexer_that_lost_durable_events_catches_up_from_the_store() {
+    let dir = std::env::temp_dir().join(format!("gax-search-{}", common::random_hex()));
+    let config = StoreConfig {
+        hash_cost: HashCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..StoreConfig::default()
+    };
+    let store = Store::connect_with(&dir.join("m.db").display().to_string(), config)
+        .await
+        .unwrap();
+    let alice = store.register("alice", "alice-password").await.unwrap().id;
+    let group = store.create_group(alice, "Notes", &[]).await.unwrap();
+    let bus = Bus::in_process_with_capacity(2);
+    let index = SearchIndex::in_ram().unwrap();
+    let indexer = Indexer::start_with(
+        index.clone(),
+        &bus,
+        IndexerOptions {
+            commit_every: Duration::from_millis(50),
+            catch_up: Some(store.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let text = format!("entry{i} zebra");
+        let m = store
+            .send_message(alice, group.id, NewMessage::text(text))
+            .await
+            .unwrap()
+            .message;
+        sent.push(m);
+    }
+    // On this one thread the indexer cannot run while the loop publishes (an in-process publish
+    // never waits): 20 events into a channel of 2, so it loses 18 of them.
+    for m in sent {
+        bus.publish(&Event::MessageCreated { message: m })
+            .await
+            .unwrap();
+    }
+    let me = Viewer::load(&store, alice).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if found(&index, &me, "zebra").len() == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 20 found",
+            found(&index, &me, "zebra").len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     indexer.stop().await.unwrap();
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -39,6 +39,7 @@ pub mod demux;
 pub mod directory;
 pub mod events;
 pub mod forward;
+pub mod fuzzing;
 pub mod layers;
 pub mod link;
 pub mod peer;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use media_store::BlobStore;
 use messaging::auth::TokenKeys;
+use messaging::{Quota, Quotas, RateLimits, UserId};
 use sfu_core::Sfu;
 
 use crate::messenger::Messenger;
@@ -17,6 +18,10 @@ use crate::whip_sessions::WhipSessions;
 #[derive(Default)]
 pub struct SignalingStats {
     pub(crate) connections: Counter,
+    /// WebSocket messages dropped over a session's budget.
+    pub(crate) rate_limited: Counter,
+    /// Messenger typing events dropped over their own, finer budget.
+    pub(crate) typing_dropped: Counter,
     closes: Mutex<BTreeMap<u16, u64>>,
 }
 
@@ -79,6 +84,14 @@ pub struct App {
     pub connections: Arc<crate::connections::Admission>,
     /// See [`crate::connections::Limits::header_timeout`].
     pub header_timeout: std::time::Duration,
+    /// Accounts registered per source address.
+    pub signups: Quotas<String>,
+    /// Uploads started per user.
+    pub uploads: Quotas<UserId>,
+    /// WHIP/WHEP sessions started per token subject.
+    pub whip_starts: Quotas<String>,
+    /// Messages per WebSocket session, every kind (each session keeps its own bucket).
+    pub ws_messages: Option<Quota>,
 }
 
 /// Options of the signaling layer.
@@ -92,6 +105,8 @@ pub struct Options {
     pub access_token_ttl: std::time::Duration,
     /// The HTTP listener's limits (`server::serve`).
     pub http: crate::connections::Limits,
+    /// Quotas per user, address and session.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for Options {
@@ -101,6 +116,7 @@ impl Default for Options {
             media_timeout: std::time::Duration::from_secs(30),
             access_token_ttl: std::time::Duration::from_secs(15 * 60),
             http: crate::connections::Limits::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -115,11 +131,13 @@ impl App {
         options: Options,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<App> {
+        let limits = options.rate_limits;
         let service = messaging::Service::new(
             store.clone(),
             messenger.bus.clone(),
             messenger.playback.clone(),
-        );
+        )
+        .with_send_quota(limits.sends);
         let files =
             messaging::service::files::Files::new(service.clone(), files.blobs, files.max_upload);
         Arc::new(App {
@@ -141,6 +159,10 @@ impl App {
                 options.http.max_connections_per_ip,
             ),
             header_timeout: options.http.header_timeout,
+            signups: Quotas::new(limits.signups),
+            uploads: Quotas::new(limits.uploads),
+            whip_starts: Quotas::new(limits.whip),
+            ws_messages: limits.ws_messages,
         })
     }
 }

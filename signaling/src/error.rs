@@ -31,6 +31,12 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// 429 `rate_limited` with `Retry-After` (whole seconds, rounded up).
+    #[error("{message}")]
+    RateLimited {
+        retry_after: std::time::Duration,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -42,6 +48,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Coded { status, code, .. } => (*status, code),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
 }
@@ -50,7 +57,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let secs = messaging::error::ceil_secs(*retry_after);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -85,6 +99,12 @@ pub fn watch_status(e: &WatchError) -> StatusCode {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::RateLimited { retry_after } = e {
+            return ApiError::RateLimited {
+                retry_after,
+                message: e.to_string(),
+            };
+        }
         if e.is_internal() {
             tracing::error!("store error: {e}");
             return ApiError::Internal("internal error".into());

@@ -82,6 +82,22 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> impl In
     );
     head(
         &mut out,
+        "gax_ws_rate_limited_total",
+        "counter",
+        "WebSocket messages dropped: over the session's budget (all), or typing over its own (typing)",
+    );
+    let _ = writeln!(
+        out,
+        "gax_ws_rate_limited_total{{kind=\"all\"}} {}",
+        app.stats.rate_limited.get()
+    );
+    let _ = writeln!(
+        out,
+        "gax_ws_rate_limited_total{{kind=\"typing\"}} {}",
+        app.stats.typing_dropped.get()
+    );
+    head(
+        &mut out,
         "gax_ws_closed_total",
         "counter",
         "Call WebSocket connections closed, by close code",

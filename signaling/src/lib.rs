@@ -26,6 +26,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod links;

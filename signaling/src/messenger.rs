@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use messaging::bus::{Bus, BusError, Event};
 use messaging::presence::Presence;
-use messaging::search::{Indexer, SearchIndex};
+use messaging::search::{Indexer, IndexerOptions, SearchIndex};
 use messaging::{Backends, StoreError};
 
 use crate::hub::chat::Hub;
@@ -72,9 +72,14 @@ impl Messenger {
         let presence = presence.publishing_to(bus.clone());
         let search = SearchIndex::open_in_dir(&data_dir.join("search"))?;
         if !bus.has_history() {
-            reindex(store, &search).await?;
+            messaging::search::reindex::reindex(store, &search).await?;
         }
-        let indexer = Indexer::start(search.clone(), &bus).await?;
+        // A durable event the indexer misses (the bus lagged) is caught up from the store.
+        let options = IndexerOptions {
+            catch_up: Some(store.clone()),
+            ..IndexerOptions::default()
+        };
+        let indexer = Indexer::start_with(search.clone(), &bus, options).await?;
         let hub = Arc::new(Hub::default());
         let mut subscription = bus.subscribe().await?;
         let pump_hub = hub.clone();
@@ -86,11 +91,24 @@ impl Messenger {
                         Event::Watch { room, event } => pump_watch.dispatch(&room, event),
                         event => pump_hub.dispatch(event),
                     },
-                    Err(BusError::Lagged { missed }) => {
-                        // Sessions may have missed events: each resumes from the store, and
+                    Err(BusError::Lagged {
+                        missed,
+                        durable: true,
+                    }) => {
+                        // Sessions may have missed messages: each resumes from the store, and
                         // watch viewers re-read their room's state.
                         tracing::warn!(?missed, "event bus lagged; messenger sessions resume");
                         pump_hub.drop_all();
+                        pump_watch.resync_all();
+                    }
+                    Err(BusError::Lagged {
+                        missed,
+                        durable: false,
+                    }) => {
+                        // Only typing, read marks, presence or watch events were lost: nothing
+                        // a session must resume for (a bystander is never cut off by someone
+                        // else's flood); watch viewers re-read their room's state.
+                        tracing::warn!(?missed, "event bus dropped ephemeral events");
                         pump_watch.resync_all();
                     }
                     Err(e) if e.is_final() => return,
@@ -129,77 +147,6 @@ impl Messenger {
             if let Err(e) = indexer.stop().await {
                 tracing::warn!("search indexer: {e}");
             }
-        }
-    }
-}
-
-/// Applies the whole store to the search index (idempotent: each document is replaced by
-/// key) and commits.
-async fn reindex(store: &messaging::Store, search: &SearchIndex) -> Result<(), MessengerError> {
-    let started = std::time::Instant::now();
-    let apply = |e: Event| search.apply(&e).map(|_| ());
-    each_page(
-        |a| store.export_users(a),
-        |u| u.id.0,
-        |u| {
-            apply(Event::UserChanged {
-                user: u.id,
-                username: u.username.clone(),
-                display_name: u.display_name.clone(),
-            })
-        },
-    )
-    .await?;
-    each_page(
-        |a| store.export_chats(a),
-        |c| c.id.0,
-        |c| {
-            apply(Event::ChatChanged {
-                chat: c.id,
-                members: Vec::new(),
-                title: c.title.clone(),
-            })
-        },
-    )
-    .await?;
-    let messages = each_page(
-        |a| store.export_messages(a),
-        |m| m.id.0,
-        |m| apply(Event::MessageCreated { message: m.clone() }),
-    )
-    .await?;
-    let index = search.clone();
-    tokio::task::spawn_blocking(move || index.commit())
-        .await
-        .map_err(|e| MessengerError::Task(e.to_string()))??;
-    tracing::info!(
-        messages,
-        ms = started.elapsed().as_millis() as u64,
-        "search index brought up to date from the store"
-    );
-    Ok(())
-}
-
-/// Walks an export page by page (`fetch(after)` by ascending `id`), applying each item;
-/// returns how many there were.
-async fn each_page<T, Fut>(
-    fetch: impl Fn(i64) -> Fut,
-    id: impl Fn(&T) -> i64,
-    mut apply: impl FnMut(&T) -> Result<(), messaging::search::SearchError>,
-) -> Result<usize, MessengerError>
-where
-    Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
-{
-    let (mut after, mut n) = (0, 0);
-    loop {
-        let page = fetch(after).await?;
-        for item in &page {
-            apply(item)?;
-        }
-        n += page.len();
-        match page.last() {
-            Some(last) => after = id(last),
-            None => return Ok(n),
         }
     }
 }

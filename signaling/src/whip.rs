@@ -70,6 +70,7 @@ fn room_claims(
         (status = 403, description = "Another room, or no publish grant", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 429, description = "Too many sessions started with this token's subject; see Retry-After", body = ErrorBody),
     ))]
 pub async fn publish(
     State(app): State<Arc<App>>,
@@ -78,6 +79,8 @@ pub async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let claims = room_claims(&app, &headers, &room)?;
+    app.whip_starts
+        .take(&claims.sub, std::time::Instant::now())?;
     if !claims.can_publish {
         return Err(ApiError::Forbidden(
             "the token does not allow publishing".into(),
@@ -116,6 +119,7 @@ pub struct PlayQuery {
         (status = 404, description = "No such participant in the room", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 429, description = "Too many sessions started with this token's subject; see Retry-After", body = ErrorBody),
     ))]
 pub async fn play(
     State(app): State<Arc<App>>,
@@ -132,6 +136,8 @@ pub async fn play(
         })?),
     };
     let claims = room_claims(&app, &headers, &room)?;
+    app.whip_starts
+        .take(&claims.sub, std::time::Instant::now())?;
     if !claims.can_subscribe {
         return Err(ApiError::Forbidden(
             "the token does not allow receiving media".into(),
@@ -200,7 +206,7 @@ fn checked_offer(
 
 /// Whether an offer has an audio or video m-line that sends (`sendrecv`, the default, or
 /// `sendonly`, on the m-line or else at session level).
-fn sends_media(offer: &str) -> bool {
+pub(crate) fn sends_media(offer: &str) -> bool {
     fn direction(line: &str) -> Option<&str> {
         let d = line.trim().strip_prefix("a=")?;
         matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive").then_some(d)
@@ -420,7 +426,7 @@ fn end(
 }
 
 /// True if the answer accepts at least one audio or video m-line (port not 0).
-fn accepts_media(answer: &str) -> bool {
+pub(crate) fn accepts_media(answer: &str) -> bool {
     answer.lines().any(|l| {
         (l.starts_with("m=audio ") || l.starts_with("m=video "))
             && l.split_whitespace().nth(1).is_some_and(|port| port != "0")

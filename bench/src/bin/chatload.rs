@@ -106,7 +106,11 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
         store,
         messenger,
         files,
-        signaling::Options::default(),
+        // The load is the point: no quotas (sign-ups, sends, messages per session).
+        signaling::Options {
+            rate_limits: messaging::RateLimits::OFF,
+            ..Default::default()
+        },
         shutdown,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -3,9 +3,10 @@
 //!
 //! Two backends, chosen when the [`Bus`] is made:
 //!
-//! - **in-process** ([`Bus::in_process`]): a tokio broadcast channel, for a single node. A
-//!   subscriber that falls more than the channel's capacity behind gets
-//!   [`BusError::Lagged`] with the number of events it lost, then continues with the newest.
+//! - **in-process** ([`Bus::in_process`]): tokio broadcast channels, for a single node, one
+//!   for durable and one for ephemeral events (a typing flood never pushes out a message). A
+//!   subscriber that falls more than a channel's capacity behind gets [`BusError::Lagged`]
+//!   with the number of events it lost, then continues with the newest.
 //! - **Redis** ([`Bus::redis`]), for several nodes sharing one Redis. Durable events
 //!   ([`Event::is_durable`]: messages, chats, users, files) are appended to a Redis Stream
 //!   (`XADD MAXLEN ~ N`) and each subscription reads it with `XREAD BLOCK` from the last entry
@@ -54,11 +55,12 @@ use in_process::{LocalBus, LocalSubscription};
 /// Why publishing or receiving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    /// The subscriber fell behind and events were lost (`missed`: how many, when known). The
-    /// subscription goes on with newer events; a consumer that must not miss anything
+    /// The subscriber fell behind and events were lost (`missed`: how many, when known;
+    /// `durable`: whether durable events were among them, or only ephemeral ones). The
+    /// subscription goes on with newer events; a consumer that must not miss a durable event
     /// resynchronises from the store.
-    #[error("subscriber fell behind: {} lost", match missed { Some(n) => format!("{n} events"), None => "some events".to_owned() })]
-    Lagged { missed: Option<u64> },
+    #[error("subscriber fell behind: {} {} lost", match missed { Some(n) => format!("{n}"), None => "some".to_owned() }, if *durable { "durable events" } else { "ephemeral events" })]
+    Lagged { missed: Option<u64>, durable: bool },
     /// The bus is gone (in-process: every [`Bus`] handle was dropped). Final.
     #[error("the bus is closed")]
     Closed,

@@ -179,7 +179,10 @@ impl RedisSubscription {
     pub(super) async fn next(&mut self) -> Result<Envelope, BusError> {
         let lost = self.dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
-            return Err(BusError::Lagged { missed: Some(lost) });
+            return Err(BusError::Lagged {
+                missed: Some(lost),
+                durable: false,
+            });
         }
         self.rx.recv().await.unwrap_or(Err(BusError::Closed))
     }
@@ -291,6 +294,7 @@ impl StreamReader {
             if position.n > expected {
                 self.send(Err(BusError::Lagged {
                     missed: Some(position.n - expected),
+                    durable: true,
                 }))
                 .await?;
             }

@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::Claims;
 use crate::bus::{Bus, Event};
+use crate::quota::{Quota, Quotas};
 use crate::watch::{self, Control, Playback, WatchError, WatchEvent, WatchRole};
 use crate::watch_live::PlaybackStore;
 use crate::watch_rooms::WatchRoom;
@@ -59,6 +60,8 @@ pub struct Service {
     store: Store,
     bus: Bus,
     playback: Arc<PlaybackStore>,
+    /// Messages per user, over every door (REST and WebSocket).
+    sends: Arc<Quotas<UserId>>,
 }
 
 impl Service {
@@ -67,7 +70,14 @@ impl Service {
             store,
             bus,
             playback,
+            sends: Arc::new(Quotas::new(None)),
         }
+    }
+
+    /// This service with a quota on the messages each user sends (`None`: unlimited).
+    pub fn with_send_quota(mut self, quota: Option<Quota>) -> Service {
+        self.sends = Arc::new(Quotas::new(quota));
+        self
     }
 
     /// Publishes an event after the change it announces was committed. A failure to publish
@@ -92,6 +102,7 @@ impl Service {
         chat: ChatId,
         message: NewMessage,
     ) -> Result<Sent, StoreError> {
+        self.sends.take(&me, std::time::Instant::now())?;
         let sent = self.store.send_message(me, chat, message).await?;
         if !sent.duplicate {
             self.publish(Event::MessageCreated {

@@ -83,19 +83,10 @@ impl Session {
         .marker(marker)
         .ext_vals(ext)
         .nackable(nackable);
-        if let Some((picture_id, tl0, Vp8Layout(d))) = vp8 {
+        if let Some((picture_id, tl0, layout)) = vp8 {
             // The new picture id / TL0PICIDX are patched in while str0m copies the payload into
             // the packet it encrypts: no extra copy here, and no second parse.
-            let patch = {
-                let builder = d.patch().picture_id(picture_id);
-                // Streams without temporal layers carry no TL0PICIDX to patch.
-                let builder = match d.tl0_pic_idx() {
-                    Some(_) => builder.tl0_pic_idx(tl0),
-                    None => builder,
-                };
-                builder.build().ok()
-            };
-            if let Some(p) = patch {
+            if let Some(p) = layout.patch(picture_id, tl0) {
                 write = write.vp8_patch(p);
             }
         }

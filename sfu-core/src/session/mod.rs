@@ -125,6 +125,18 @@ impl Vp8Layout {
     pub fn parse(payload: &[u8]) -> Option<Self> {
         Vp8Descriptor::parse(payload).ok().map(Vp8Layout)
     }
+
+    /// The byte replacements that give this descriptor `picture_id` (and `tl0`, where it
+    /// carries a TL0PICIDX; streams without temporal layers have none to patch). `None` when
+    /// the descriptor cannot take them (e.g. a 7-bit picture id field).
+    pub fn patch(&self, picture_id: u16, tl0: u8) -> Option<str0m::rtp::Vp8Patch> {
+        let builder = self.0.patch().picture_id(picture_id);
+        let builder = match self.0.tl0_pic_idx() {
+            Some(_) => builder.tl0_pic_idx(tl0),
+            None => builder,
+        };
+        builder.build().ok()
+    }
 }
 
 /// A simulcast layer name (RID) as sent by the publisher, e.g. `q`, `h`, `f`.

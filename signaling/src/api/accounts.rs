@@ -75,11 +75,14 @@ fn session_response(app: &App, session: Session) -> Result<TokenResponse, ApiErr
         (status = 201, description = "Account created and signed in", body = TokenResponse),
         (status = 400, description = "Invalid username, password or display name", body = ErrorBody),
         (status = 409, description = "Username taken", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = ErrorBody),
     ))]
 pub async fn register(
     State(app): State<Arc<App>>,
+    ClientKey(client): ClientKey,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    app.signups.take(&client, std::time::Instant::now())?;
     // Check the display name first: a refusal must not leave an account behind.
     if let Some(name) = &req.display_name {
         messaging::validate::display_name(name)?;

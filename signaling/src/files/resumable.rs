@@ -52,12 +52,14 @@ fn upload_state(id: &str, name: &str, parts: Vec<PartInfo>) -> UploadState {
 #[utoipa::path(post, path = "/api/uploads", tag = "files", security(("bearer" = [])),
     request_body = StartUpload,
     responses((status = 201, body = UploadState), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, description = "Too many uploads by this user; see Retry-After", body = ErrorBody)))]
 pub async fn start_upload(
     State(app): State<Arc<App>>,
     Uploader(me): Uploader,
     ApiJson(req): ApiJson<StartUpload>,
 ) -> Result<(StatusCode, Json<UploadState>), ApiError> {
+    app.uploads.take(&me, std::time::Instant::now())?;
     let (id, name) = app.files.start_upload(me, &req.name).await?;
     Ok((
         StatusCode::CREATED,

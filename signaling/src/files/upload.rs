@@ -35,7 +35,8 @@ pub struct UploadQuery {
         (status = 400, description = "No name, a path as name, an empty form", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, description = "Over the upload limit; nothing stored", body = ErrorBody),
-        (status = 415, description = "The declared type disagrees with the bytes; nothing stored", body = ErrorBody)))]
+        (status = 415, description = "The declared type disagrees with the bytes; nothing stored", body = ErrorBody),
+        (status = 429, description = "Too many uploads by this user; see Retry-After", body = ErrorBody)))]
 pub async fn upload(
     State(app): State<Arc<App>>,
     Uploader(me): Uploader,
@@ -43,6 +44,8 @@ pub async fn upload(
     request: Request,
 ) -> Result<(StatusCode, Json<FileInfo>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    // Before any byte is read: a refused upload costs the server nothing.
+    app.uploads.take(&me, std::time::Instant::now())?;
     let content_type = header_str(request.headers(), header::CONTENT_TYPE).map(str::to_owned);
     let record = if content_type
         .as_deref()

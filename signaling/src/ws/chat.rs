@@ -16,6 +16,7 @@ use messaging::messages::PAGE_MAX;
 use messaging::{ChatId, ChatSummary, Message, NewMessage, Profile, UserId};
 use serde::{Deserialize, Serialize};
 
+use super::budget::Budget;
 use super::conn::{check_version, parse_json, session_claims, token_deadline, Conn, End, Incoming};
 use crate::hub::chat::SessionId;
 use crate::protocol::close;
@@ -28,6 +29,13 @@ pub const RESUME_MAX: u32 = 500;
 
 /// How often an open session renews its presence.
 const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Typing events one session may send: a burst of [`TYPING_BURST`], then one every
+/// [`TYPING_EVERY`] (the web client sends one every 2 s while typing). More are dropped
+/// silently (counted): a typing flood reaches nobody.
+pub const TYPING_BURST: f64 = 3.0;
+/// See [`TYPING_BURST`].
+pub const TYPING_EVERY: Duration = Duration::from_secs(1);
 
 /// Close code for a session that could not keep up (its queue in the hub overflowed).
 pub const TOO_SLOW: u16 = 4429;
@@ -178,6 +186,11 @@ fn parse(text: &str) -> Result<ClientMsg, End> {
     parse_json(text)
 }
 
+/// Whether `text` is a client message of this protocol (for `crate::fuzzing`).
+pub(crate) fn is_client_message(text: &str) -> bool {
+    parse(text).is_ok()
+}
+
 /// Runs a messenger session whose first frame was `first` until it ends.
 pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) -> End {
     let (version, token, resume) = match parse(first) {
@@ -311,6 +324,11 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
         // The session lives as long as its token: `auth` with a fresh one moves this on.
         let expiry = tokio::time::sleep_until(token_deadline(claims.exp));
         tokio::pin!(expiry);
+        let mut typing = Budget::new(
+            TYPING_BURST,
+            1.0 / TYPING_EVERY.as_secs_f64(),
+            std::time::Instant::now(),
+        );
         loop {
             tokio::select! {
                 _ = &mut expiry => {
@@ -337,7 +355,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
                         }
                         continue;
                     }
-                    if let Some(end) = handle(conn, user, session, msg, &mut trackers).await {
+                    if let Some(end) = handle(conn, user, session, msg, &mut trackers, &mut typing).await {
                         return end;
                     }
                 }
@@ -402,6 +420,7 @@ async fn handle(
     session: SessionId,
     msg: ClientMsg,
     trackers: &mut HashMap<ChatId, SeqTracker>,
+    typing: &mut Budget,
 ) -> Option<End> {
     let app = conn.app.clone();
     let sent = match msg {
@@ -447,11 +466,14 @@ async fn handle(
             }
         }
         ClientMsg::Typing { chat } => {
-            if trackers.contains_key(&chat) {
+            if !trackers.contains_key(&chat) {
+                send(conn, &not_member()).await
+            } else if typing.take(std::time::Instant::now()) {
                 app.service.publish(Event::Typing { chat, user }).await;
                 true
             } else {
-                send(conn, &not_member()).await
+                app.stats.typing_dropped.inc();
+                true
             }
         }
         ClientMsg::Read { chat, seq } => match app.service.mark_read(user, chat, seq).await {

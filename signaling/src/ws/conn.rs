@@ -4,11 +4,12 @@
 //! makes (version, token).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use messaging::auth::TokenError;
 
+use super::budget::Budget;
 use crate::app::App;
 use crate::protocol::{close, ServerMessage, MAX_MESSAGE_BYTES};
 
@@ -22,6 +23,10 @@ pub(crate) struct Conn {
     socket: WebSocket,
     /// A send timed out: nothing more is written, the connection is only dropped.
     stalled: bool,
+    /// The session's budget for messages of every kind (`None`: unlimited).
+    budget: Option<Budget>,
+    /// The client was told it is over the budget, since its last accepted message.
+    told_limited: bool,
 }
 
 /// How a connection ends: the close code and, for errors, the message sent before closing.
@@ -50,10 +55,13 @@ pub(crate) enum Incoming {
 
 impl Conn {
     pub(crate) fn new(app: Arc<App>, socket: WebSocket) -> Conn {
+        let budget = Budget::of(app.ws_messages, Instant::now());
         Conn {
             app,
             socket,
             stalled: false,
+            budget,
+            told_limited: false,
         }
     }
 
@@ -101,10 +109,37 @@ impl Conn {
             .await;
     }
 
+    /// The next text frame within the session's budget. A frame over it is dropped and
+    /// counted; the first of a run is answered with a `rate_limited` error (the same shape in
+    /// every session kind), the rest silently, so a flood cannot make the server write as much.
     pub(crate) async fn next(&mut self) -> Incoming {
         loop {
             match self.socket.recv().await {
-                Some(Ok(Message::Text(t))) => return Incoming::Text(t.to_string()),
+                Some(Ok(Message::Text(t))) => {
+                    let Some(budget) = self.budget.as_mut() else {
+                        return Incoming::Text(t.to_string());
+                    };
+                    if budget.take(Instant::now()) {
+                        self.told_limited = false;
+                        return Incoming::Text(t.to_string());
+                    }
+                    self.app.stats.rate_limited.inc();
+                    if !self.told_limited {
+                        self.told_limited = true;
+                        let wait = budget.wait();
+                        let error = serde_json::json!({
+                            "type": "error",
+                            "code": "rate_limited",
+                            "message": format!(
+                                "too many messages: this one was dropped; wait {} ms",
+                                wait.as_millis().max(1)
+                            ),
+                        });
+                        if !self.send_text(error.to_string()).await {
+                            return Incoming::Closed;
+                        }
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => {
                     return Incoming::Bad(End::error(
                         close::BAD_MESSAGE,

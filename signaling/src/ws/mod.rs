@@ -3,6 +3,7 @@
 //! watch party (`watch`, [`watch`]). Every kind ends through [`conn::Conn::finish`], which
 //! counts the close code and sends the closing error; the protocols are in docs/protocol.md.
 
+mod budget;
 mod call;
 pub mod chat;
 mod conn;

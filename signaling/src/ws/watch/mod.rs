@@ -20,6 +20,7 @@ use messaging::service::Viewer;
 use messaging::watch::{self, WatchError, WatchEvent};
 use messaging::WatchRoom;
 
+use super::budget::Budget;
 use super::conn::{check_version, session_claims, token_deadline, Conn, End, Incoming};
 use crate::error::watch_status;
 use crate::hub::watch::HubItem;
@@ -57,35 +58,6 @@ fn short_text(field: &str, s: &str, max: usize) -> Result<String, WatchError> {
         )));
     }
     Ok(s.to_owned())
-}
-
-/// A token bucket: [`BURST`] requests at once, [`REFILL_PER_SEC`] a second after that.
-#[derive(Debug)]
-struct Budget {
-    tokens: f64,
-    at: std::time::Instant,
-}
-
-impl Budget {
-    fn new(now: std::time::Instant) -> Budget {
-        Budget {
-            tokens: BURST,
-            at: now,
-        }
-    }
-
-    /// Takes one request's worth; false when the budget is spent.
-    fn take(&mut self, now: std::time::Instant) -> bool {
-        let refill = now.saturating_duration_since(self.at).as_secs_f64() * REFILL_PER_SEC;
-        self.tokens = (self.tokens + refill).min(BURST);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// The session's fixed facts.
@@ -218,7 +190,7 @@ pub(crate) async fn run(conn: &mut Conn, first: &str, bearer: Option<String>) ->
             return End::normal(close::NORMAL);
         }
         let mut last_version = state.version;
-        let mut budget = Budget::new(std::time::Instant::now());
+        let mut budget = Budget::new(BURST, REFILL_PER_SEC, std::time::Instant::now());
         let mut shutdown = app.shutdown.clone();
         // A guest watches while its share link is valid, not a moment longer.
         let guest = matches!(session.viewer, Viewer::Guest { .. });
@@ -447,7 +419,7 @@ mod tests {
     #[test]
     fn the_budget_allows_a_burst_then_refills() {
         let t0 = std::time::Instant::now();
-        let mut b = Budget::new(t0);
+        let mut b = Budget::new(BURST, REFILL_PER_SEC, t0);
         assert!((0..BURST as usize).all(|_| b.take(t0)));
         assert!(!b.take(t0), "the burst is spent");
         let later = t0 + std::time::Duration::from_secs_f64(1.0 / REFILL_PER_SEC);

@@ -127,6 +127,11 @@ pub(super) fn parse(text: &str) -> Result<ClientMsg, End> {
     parse_json(text)
 }
 
+/// Whether `text` is a client message of this protocol (for `crate::fuzzing`).
+pub(crate) fn is_client_message(text: &str) -> bool {
+    parse(text).is_ok()
+}
+
 pub(super) async fn send(conn: &mut Conn, msg: &ServerMsg<'_>) -> bool {
     let text = serde_json::to_string(msg)
         .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.into());

@@ -23,6 +23,8 @@
 //!
 //! [`Store::list_chats`]: crate::Store::list_chats
 
+pub mod reindex;
+
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +77,8 @@ pub enum SearchError {
     Bus(#[from] BusError),
     #[error("the indexer task failed: {0}")]
     Task(String),
+    #[error("reading the store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Who is searching: the user and the chats they are a member of now.
@@ -571,12 +575,16 @@ fn item_of(f: &Fields, doc: &TantivyDocument) -> Option<Item> {
 pub struct IndexerOptions {
     /// Longest time an applied event waits for its commit.
     pub commit_every: Duration,
+    /// Where to catch up from when the bus lost durable events ([`reindex`]); `None`:
+    /// the loss is only logged.
+    pub catch_up: Option<Store>,
 }
 
 impl Default for IndexerOptions {
     fn default() -> Self {
         IndexerOptions {
             commit_every: DEFAULT_COMMIT_EVERY,
+            catch_up: None,
         }
     }
 }
@@ -614,7 +622,13 @@ impl Indexer {
         };
         let (stop, stopped) = oneshot::channel();
         let every = options.commit_every.max(Duration::from_millis(1));
-        let task = tokio::spawn(run_indexer(index, subscription, every, stopped));
+        let task = tokio::spawn(run_indexer(
+            index,
+            subscription,
+            every,
+            options.catch_up,
+            stopped,
+        ));
         Ok(Indexer {
             stop: Some(stop),
             task: Some(task),
@@ -645,6 +659,7 @@ async fn run_indexer(
     index: SearchIndex,
     mut subscription: crate::bus::Subscription,
     every: Duration,
+    catch_up: Option<Store>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -663,9 +678,19 @@ async fn run_indexer(
                     }
                 }
                 Err(BusError::Closed) => break,
-                Err(e @ BusError::Lagged { .. }) => {
-                    tracing::error!(error = %e, "search: the index missed events and may be stale");
-                }
+                // Only typing, presence and the like were lost: nothing the index holds.
+                Err(BusError::Lagged { durable: false, .. }) => {}
+                Err(e @ BusError::Lagged { durable: true, .. }) => match &catch_up {
+                    Some(store) => {
+                        tracing::warn!(error = %e, "search: the bus lost events; catching up from the store");
+                        if let Err(e) = reindex::reindex(store, &index).await {
+                            tracing::error!(error = %e, "search: catching up failed; the index may be stale");
+                        }
+                    }
+                    None => {
+                        tracing::error!(error = %e, "search: the index missed events and may be stale");
+                    }
+                },
                 Err(e) => tracing::warn!(error = %e, "search: bad bus delivery"),
             },
             _ = tick.tick(), if pending => {
