@@ -232,3 +232,52 @@ fn the_same_scenarios_run_against_janus() {
         check_seconds(&r, players);
     }
 }
+
+/// The soak of issue 14 in small (docs/soak.md has the 10-minute run): messenger sessions
+/// sending, typing and marking reads beside media sessions, against one server. Every message
+/// is acked, every acked message is in its chat's history at the end, no session errors or
+/// drops.
+#[test]
+fn a_short_soak_with_messenger_sessions_loses_nothing() {
+    let gax = Gax::start(&[
+        "--jwt-secret",
+        SECRET,
+        "--workers",
+        "1",
+        "--rate-limit",
+        "signups=off",
+    ]);
+    let url = format!("http://{}", gax.http);
+    let r = run(
+        "gax",
+        &url,
+        gax.pid(),
+        &[
+            "--scenario",
+            "many-rooms",
+            "--rooms",
+            "2",
+            "--size",
+            "2",
+            "--chat-sockets",
+            "30",
+            "--chat-every",
+            "1s",
+        ],
+    );
+    check_seconds(&r, 4);
+    let chat = &r["chat"];
+    assert_eq!(chat["sockets"], 30, "{chat}");
+    assert!(chat["acked"].as_u64().unwrap() >= 30, "{chat}");
+    assert_eq!(chat["acked"], chat["sent"], "every message acked: {chat}");
+    assert_eq!(
+        (
+            chat["lost"].as_u64(),
+            chat["errors"].as_u64(),
+            chat["disconnects"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{chat}"
+    );
+    assert!(chat["delivered"].as_u64().unwrap() > 0, "{chat}");
+}

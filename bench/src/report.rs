@@ -64,6 +64,10 @@ pub struct Run {
     /// The generator used more than 90% of a core in some second: the numbers may be its
     /// limit rather than the server's.
     pub generator_bound: bool,
+    /// The messenger load of the run, if any (`gax-loadgen --chat-sockets`): messages sent,
+    /// acked, delivered, errors, disconnects and acked messages lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<serde_json::Value>,
 }
 
 /// Loss at or above this is not a load "held" (the equal-loss bar).
@@ -490,6 +494,7 @@ mod tests {
             p50_us: Some(500),
             p99_us: Some(900),
             generator_bound: false,
+            chat: None,
         }
     }
 

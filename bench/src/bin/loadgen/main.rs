@@ -28,6 +28,7 @@
 //!     --server-pid $(pidof janus) --out janus.json
 //! ```
 
+mod chat;
 mod client;
 mod gax;
 mod janus;
@@ -128,6 +129,15 @@ struct Args {
     /// configurations of one server apart in the side-by-side table.
     #[arg(long)]
     label: Option<String>,
+    /// Messenger sessions besides the media (GAX only): this many users signed up, in groups
+    /// of 10, each on its own `/ws` session sending, typing and marking reads (`chat.rs`). The
+    /// run fails if an acked message is missing from its chat at the end.
+    #[arg(long, default_value_t = 0)]
+    chat_sockets: usize,
+    /// How often each messenger session sends a message.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    chat_every: Duration,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -331,6 +341,29 @@ async fn main() -> anyhow::Result<()> {
         args.hold
     );
 
+    let chat_load = match args.chat_sockets {
+        0 => None,
+        n => {
+            anyhow::ensure!(
+                args.server == ServerKind::Gax,
+                "--chat-sockets is only supported against GAX"
+            );
+            let secret = args.jwt_secret.as_deref().unwrap_or_default();
+            let load = chat::ChatLoad::start(
+                &args.url,
+                secret,
+                n,
+                args.chat_every,
+                args.ramp,
+                stop.clone(),
+            )
+            .await
+            .context("starting the messenger sessions")?;
+            eprintln!("gax-loadgen: {n} messenger session(s) open");
+            tokio::spawn(report_chat(load.tally().clone(), stop.clone()));
+            Some(load)
+        }
+    };
     let mut room_names = Vec::new();
     for r in 0..plan.rooms {
         let publishers = plan.publishers.iter().filter(|p| p.0 == r).count();
@@ -373,8 +406,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     tokio::time::sleep(args.settle).await;
-    let run = hold(&args, &plan, &tally).await;
+    let mut run = hold(&args, &plan, &tally).await;
     stop.store(true, Ordering::Relaxed);
+    let chat = match chat_load {
+        Some(load) => Some(load.finish().await.context("checking the messenger load")?),
+        None => None,
+    };
+    run.chat = chat.as_ref().map(serde_json::to_value).transpose()?;
     let json = serde_json::to_string_pretty(&run)?;
     match &args.out {
         Some(path) => {
@@ -396,7 +434,42 @@ async fn main() -> anyhow::Result<()> {
     if tally.packets.load(Ordering::Relaxed) == 0 {
         bail!("the players received nothing");
     }
+    if let Some(c) = &chat {
+        eprintln!("messenger: {c:?}");
+        if c.lost > 0 || c.errors > 0 || c.disconnects > 0 || c.acked == 0 {
+            bail!(
+                "the messenger load failed: {} lost, {} errors, {} disconnects, {} acked",
+                c.lost,
+                c.errors,
+                c.disconnects,
+                c.acked
+            );
+        }
+    }
     Ok(())
+}
+
+/// Prints the messenger load's counters every second until `stop`.
+async fn report_chat(t: Arc<chat::ChatTally>, stop: Arc<AtomicBool>) {
+    let mut last = (0, 0, 0);
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = (
+            t.sent.load(Ordering::Relaxed),
+            t.acked.load(Ordering::Relaxed),
+            t.delivered.load(Ordering::Relaxed),
+        );
+        eprintln!(
+            "chat: sessions={} sent/s={} acked/s={} delivered/s={} errors={} disconnects={}",
+            t.connected.load(Ordering::Relaxed),
+            now.0 - last.0,
+            now.1 - last.1,
+            now.2 - last.2,
+            t.errors.load(Ordering::Relaxed),
+            t.disconnects.load(Ordering::Relaxed)
+        );
+        last = now;
+    }
 }
 
 /// Holds the load for `--hold`, printing and recording every second.
@@ -516,6 +589,7 @@ async fn hold(args: &Args, plan: &Plan, tally: &Tally) -> Run {
         p99_us: percentile(&all_latencies, 0.99),
         seconds,
         generator_bound,
+        chat: None,
     }
 }
 
