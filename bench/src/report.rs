@@ -201,13 +201,13 @@ fn panel(
 }
 
 /// A PNG of one run, one panel each: packets/s received, latency p50/p99, server and
-/// generator CPU.
+/// generator CPU, server RSS.
 pub fn plot_run(run: &Run, path: &Path) -> Result<(), PlotError> {
     if run.seconds.is_empty() {
         return Err(PlotError::Empty);
     }
     ensure_font()?;
-    let root = BitMapBackend::new(path, (1000, 900)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1000, 1150)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let (title, body) = root.split_vertically(36);
     title
@@ -225,7 +225,7 @@ pub fn plot_run(run: &Run, path: &Path) -> Result<(), PlotError> {
             ("sans-serif", 20),
         )
         .map_err(draw_err)?;
-    let panels = body.split_evenly((3, 1));
+    let panels = body.split_evenly((4, 1));
     let x_max = run.seconds.len() as f64;
     let series = |f: &dyn Fn(&Second) -> Option<f64>| -> Vec<(f64, f64)> {
         run.seconds
@@ -264,6 +264,12 @@ pub fn plot_run(run: &Run, path: &Path) -> Result<(), PlotError> {
             ("server", MAGENTA, series(&|s| s.server_cpu_pct)),
             ("generator", CYAN, series(&|s| Some(s.generator_cpu_pct))),
         ],
+    )?;
+    panel(
+        &panels[3],
+        "server resident memory, MB",
+        x_max,
+        &[("RSS", BLACK, series(&|s| s.server_rss_mb))],
     )?;
     root.present().map_err(draw_err)?;
     Ok(())
