@@ -326,14 +326,7 @@ fn get_on(mut s: std::net::TcpStream, path: &str) -> (u16, String, String) {
     .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
+    common::split_reply(&String::from_utf8_lossy(&buf))
 }
 
 /// A request line dripped slowly, and a connection that sends nothing, are both closed at the
@@ -504,14 +497,7 @@ fn request_from(
     s.write_all(body).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
+    common::split_reply(&String::from_utf8_lossy(&buf))
 }
 
 /// A 429 with `Retry-After` (whole seconds, at least 1) and the JSON `rate_limited` error.

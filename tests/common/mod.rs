@@ -195,14 +195,18 @@ pub fn http_request(
     s.write_all(body)?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok(split_reply(&String::from_utf8_lossy(&buf)))
+}
+
+/// An HTTP/1.1 answer as text: (status, headers, body); status 0 when there is none.
+pub fn split_reply(text: &str) -> (u16, String, String) {
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((status, head.to_owned(), body.to_owned()))
+    (status, head.to_owned(), body.to_owned())
 }
 
 impl Gax {
