@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -62,6 +63,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// The lifetime asked for by an optional JSON body `{"ttl_secs": N}` (a link's): `default` for
+/// an empty body, 400 for anything but 1..=`max` seconds or other fields.
+pub fn optional_ttl(body: &Bytes, default: Duration, max: Duration) -> Result<Duration, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ttl {
+        #[serde(default)]
+        ttl_secs: Option<u64>,
+    }
+    if body.is_empty() {
+        return Ok(default);
+    }
+    let req: Ttl = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    match req.ttl_secs {
+        None => Ok(default),
+        Some(s) if (1..=max.as_secs()).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "ttl_secs must be 1 to {}",
+            max.as_secs()
+        ))),
     }
 }
 

@@ -176,16 +176,7 @@ pub async fn share_link(
     Path(room): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<ShareLink>, ApiError> {
-    let request: ShareLinkRequest = if body.is_empty() {
-        ShareLinkRequest { ttl_secs: None }
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
-    };
-    let ttl = match request.ttl_secs {
-        None => LINK_TTL,
-        Some(s) if (1..=LINK_TTL_MAX.as_secs()).contains(&s) => Duration::from_secs(s),
-        Some(_) => return Err(ApiError::BadRequest("ttl_secs must be 1 to 604800".into())),
-    };
+    let ttl = crate::extract::optional_ttl(&body, LINK_TTL, LINK_TTL_MAX)?;
     let room = load_room(&app, &room).await?;
     if room.host != me.user {
         return Err(match app.store.watch_role(&room.id, me.user).await? {

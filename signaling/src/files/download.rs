@@ -2,7 +2,6 @@
 //! ETag and safe headers; by bearer token or signed link), a signed link, and delete.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -271,16 +270,7 @@ pub async fn link(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<SignedLink>, ApiError> {
-    let request: LinkRequest = if body.is_empty() {
-        LinkRequest { ttl_secs: None }
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
-    };
-    let ttl = match request.ttl_secs {
-        None => LINK_TTL,
-        Some(s) if (1..=LINK_TTL_MAX.as_secs()).contains(&s) => Duration::from_secs(s),
-        Some(_) => return Err(ApiError::BadRequest("ttl_secs must be 1 to 604800".into())),
-    };
+    let ttl = crate::extract::optional_ttl(&body, LINK_TTL, LINK_TTL_MAX)?;
     let file = app.store.file_for(authed.user, &id).await?;
     let (url, expires_at) = app.signed_file_url(&file.id, ttl)?;
     Ok(Json(SignedLink { url, expires_at }))
